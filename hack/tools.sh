@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the real servers and tools the tests and benchmarks use into .cache/bin
+# (ignored by git), so later runs on the same machine are fast. Idempotent.
+# Usage: hack/tools.sh [minio] [registry] [crane] [oras] [apt]   (no args: minio registry crane)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/.cache/bin"
+mkdir -p "$bin"
+export GOBIN="$bin" GOFLAGS=-mod=mod
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+REGISTRY_VERSION=v3.1.2
+CRANE_VERSION=v0.22.1
+ORAS_VERSION=v1.3.6
+
+install_go() { # name module@version
+  local name=$1 mod=$2 stamp="$bin/.$1.version"
+  if [[ -x "$bin/$name" && "$(cat "$stamp" 2>/dev/null)" == "$mod" ]]; then return; fi
+  echo "tools: installing $mod (once; cached in .cache/bin)" >&2
+  (cd "$root/.cache" && CGO_ENABLED=0 go install "$mod")
+  echo "$mod" >"$stamp"
+}
+
+install_apt() { # packages...
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return
+  echo "tools: apt-get install ${missing[*]}" >&2
+  local sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
+  $sudo apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+want=("$@"); [[ ${#want[@]} -eq 0 ]] && want=(minio registry crane)
+for w in "${want[@]}"; do
+  case "$w" in
+    minio)    install_go minio "github.com/minio/minio@$MINIO_VERSION" ;;
+    registry) install_go registry "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION" ;;
+    crane)    install_go crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" ;;
+    oras)     install_go oras "oras.land/oras/cmd/oras@$ORAS_VERSION" ;;
+    bench-apt) install_apt awscli rclone skopeo ;;
+    image-apt) install_apt buildah busybox-static ;;
+    *) echo "tools: unknown tool $w" >&2; exit 2 ;;
+  esac
+done
