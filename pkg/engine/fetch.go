@@ -3,9 +3,390 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
-// Fetch produces files under dest. See the package comment.
+// run is the state shared by one Fetch.
+type run struct {
+	e      *Engine
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	root   *os.Root
+	jobs   chan job
+
+	pendingMu sync.Mutex
+	pending   int           // files started and not yet committed
+	drained   chan struct{} // closed when the producer is done and pending is 0
+	produced  bool
+
+	mu     sync.Mutex
+	open   map[*fileRun]struct{}
+	report Report
+	bg     sync.WaitGroup // finalizers and re-queues
+}
+
+// job is one unit of work for a worker: a chunk to fetch, or an existing
+// file to verify (chunk == -1).
+type job struct {
+	fr    *fileRun
+	chunk int
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// Fetch produces files under dest: every file is fetched in ranges (one
+// global bound on requests in flight), written into a pre-allocated
+// temporary file in DEST's state folder, verified, and only then renamed to
+// its final name. Files already complete are kept; partial ones resume.
 func (e *Engine) Fetch(ctx context.Context, dest string, files []File) (*Report, error) {
-	return nil, errors.New("engine: not implemented yet")
+	start := time.Now()
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return nil, fmt.Errorf("create destination %s: %w", dest, err)
+	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return nil, fmt.Errorf("open destination %s: %w", dest, err)
+	}
+	defer root.Close()
+
+	runs, err := e.plan(files)
+	if err != nil {
+		return nil, err
+	}
+	if err := root.MkdirAll(StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create state folder in %s: %w", dest, err)
+	}
+	if err := e.checkSpace(root, dest, runs); err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, fr := range runs {
+		total += fr.f.Size
+	}
+	e.observer.Planned(len(runs), total)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r := &run{e: e, ctx: ctx, cancel: cancel, root: root, jobs: make(chan job),
+		drained: make(chan struct{}), open: map[*fileRun]struct{}{}}
+
+	var workers sync.WaitGroup
+	for range e.concurrency {
+		workers.Go(r.work)
+	}
+	for _, fr := range runs {
+		if ctx.Err() != nil {
+			break
+		}
+		r.addPending(1)
+		r.startFile(fr)
+	}
+	r.addPending(0) // mark the producer done
+	select {
+	case <-r.drained:
+	case <-ctx.Done():
+	}
+	failure := context.Cause(ctx) // nil when every file was committed
+	cancel(nil)
+	workers.Wait()
+	r.bg.Wait()
+	r.mu.Lock()
+	for fr := range r.open {
+		fr.close() // temp files and journals stay for a resume
+	}
+	r.mu.Unlock()
+	if failure != nil {
+		if errors.Is(failure, context.Canceled) || errors.Is(failure, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("interrupted; rerun with the same arguments to resume: %w", failure)
+		}
+		return nil, failure
+	}
+	removeStateDirIfEmpty(root)
+	r.report.Bytes = total
+	r.report.Duration = time.Since(start)
+	return &r.report, nil
+}
+
+// plan validates paths and picks each file's verification up front, so bad
+// input fails before a byte is fetched.
+func (e *Engine) plan(files []File) ([]*fileRun, error) {
+	seen := map[string]bool{}
+	var runs []*fileRun
+	for _, f := range files {
+		rel, err := CleanRel(f.Path)
+		if err != nil {
+			return nil, fmt.Errorf("refusing to write %q: %w", f.Path, err)
+		}
+		if !e.Keep(rel) {
+			continue
+		}
+		if seen[rel] {
+			return nil, fmt.Errorf("two source files map to the same path %s", rel)
+		}
+		seen[rel] = true
+		if f.Size < 0 || f.Size > 0 && f.Source == nil {
+			return nil, fmt.Errorf("internal: file %s has size %d and no source", rel, f.Size)
+		}
+		chk, err := chooseCheck(f, e.verify)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, newFileRun(f, rel, chk, e.chunkSize))
+	}
+	return runs, nil
+}
+
+// checkSpace fails at once when DEST's filesystem cannot hold what is left
+// to fetch, instead of failing halfway.
+func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun) error {
+	var need int64
+	for _, fr := range runs {
+		if fi, err := root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+			continue // probably present; verified later
+		}
+		need += fr.f.Size
+		if fi, err := root.Stat(fr.tmpName()); err == nil {
+			need -= fi.Size() // already allocated by an earlier run
+		}
+	}
+	free, err := freeBytes(dest)
+	if err != nil || need <= free {
+		return nil
+	}
+	return fmt.Errorf("not enough space in %s: need %s more, %s available: free space or use a larger volume",
+		dest, humanBytes(need), humanBytes(free))
+}
+
+func (r *run) failed() bool { return context.Cause(r.ctx) != nil }
+
+// fail stops the whole run with err (the first error wins).
+func (r *run) fail(err error) { r.cancel(err) }
+
+func (r *run) addPending(d int) {
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	if d == 0 {
+		r.produced = true
+	}
+	r.pending += d
+	if r.produced && r.pending == 0 {
+		close(r.drained)
+	}
+}
+
+// send queues a job unless the run is over.
+func (r *run) send(j job) bool {
+	select {
+	case r.jobs <- j:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// startFile is called by the producer; it blocks while workers are busy,
+// which bounds the number of files (and descriptors) open at once.
+func (r *run) startFile(fr *fileRun) {
+	if fi, err := r.root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+		r.send(job{fr: fr, chunk: -1}) // verify the existing file in a worker
+		return
+	}
+	r.begin(fr)
+}
+
+// begin opens the temp file and queues the missing chunks.
+func (r *run) begin(fr *fileRun) {
+	missing, err := fr.open(r.root)
+	if err != nil {
+		r.fail(fmt.Errorf("prepare %s: %w", fr.rel, err))
+		return
+	}
+	r.mu.Lock()
+	r.open[fr] = struct{}{}
+	r.mu.Unlock()
+	if len(missing) == 0 {
+		r.bg.Go(func() { r.finalize(fr) })
+		return
+	}
+	for _, i := range missing {
+		if !r.send(job{fr: fr, chunk: i}) {
+			return
+		}
+	}
+}
+
+func (r *run) work() {
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case j := <-r.jobs:
+			if j.chunk < 0 {
+				r.checkExisting(j.fr)
+				continue
+			}
+			if err := r.fetchChunk(j.fr, j.chunk); err != nil {
+				if r.ctx.Err() == nil {
+					r.fail(err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// checkExisting keeps a file already at its final name when it verifies,
+// else downloads it (the existing file stays untouched until the commit).
+func (r *run) checkExisting(fr *fileRun) {
+	if fr.verifyExisting(r.ctx, r.root) {
+		r.finish(fr, FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusPresent,
+			Verified: fr.chk.describe(), Digest: digestOf(fr)})
+		return
+	}
+	if r.ctx.Err() != nil {
+		return
+	}
+	// Queue from another goroutine: a worker must not block on the queue.
+	r.bg.Go(func() { r.begin(fr) })
+}
+
+func digestOf(fr *fileRun) string {
+	if fr.chk.want == nil {
+		return ""
+	}
+	return fr.chk.want.String()
+}
+
+// fetchChunk reads one range into the temp file, computing its CRC inline.
+func (r *run) fetchChunk(fr *fileRun, i int) error {
+	c := fr.chunks[i]
+	alg := fr.crcAlg()
+	var crc uint64
+	err := r.e.load(r.ctx, fr.f.Source, fr.rel, c.length, c.off, func(body io.Reader) error {
+		var h hash.Hash
+		if alg != "" {
+			h = alg.New()
+		}
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		buf := *bp
+		var n int64
+		for n < c.length {
+			m, rerr := body.Read(buf[:min(int64(len(buf)), c.length-n)])
+			if m > 0 {
+				if _, werr := fr.tmp.WriteAt(buf[:m], c.off+n); werr != nil {
+					r.e.observer.Transferred(-n)
+					return Permanent(fmt.Errorf("write %s: %w", fr.rel, werr))
+				}
+				if h != nil {
+					h.Write(buf[:m])
+				}
+				n += int64(m)
+				fr.fetched.Add(int64(m))
+				r.e.observer.Transferred(int64(m))
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				r.e.observer.Transferred(-n)
+				return rerr
+			}
+		}
+		if n < c.length {
+			r.e.observer.Transferred(-n)
+			return fmt.Errorf("short body: got %d of %d bytes: %w", n, c.length, io.ErrUnexpectedEOF)
+		}
+		if h != nil {
+			crc = checksum.CRCFromSum(h.Sum(nil))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("fetch %s bytes %d-%d: %w", fr.rel, c.off, c.off+c.length-1, err)
+	}
+	complete, err := fr.chunkDone(i, crc)
+	if err != nil {
+		return Permanent(err)
+	}
+	if complete {
+		r.bg.Go(func() { r.finalize(fr) })
+	}
+	return nil
+}
+
+// finalize verifies a complete temp file and commits it. A checksum
+// mismatch refetches the file once before failing.
+func (r *run) finalize(fr *fileRun) {
+	sums, err := fr.computed()
+	if err != nil {
+		if r.ctx.Err() == nil {
+			r.fail(fmt.Errorf("verify %s: %w", fr.rel, err))
+		}
+		return
+	}
+	digest, err := fr.compare(sums)
+	var mm *errMismatch
+	if errors.As(err, &mm) && !fr.retried {
+		fr.retried = true
+		r.e.log.Sugar().Warnw("checksum mismatch; fetching the file again", "file", fr.rel, "error", err.Error())
+		missing, rerr := fr.reset(r.root)
+		if rerr != nil {
+			r.fail(fmt.Errorf("refetch %s: %w", fr.rel, rerr))
+			return
+		}
+		for _, i := range missing {
+			if !r.send(job{fr: fr, chunk: i}) {
+				return
+			}
+		}
+		return
+	}
+	if err != nil {
+		r.fail(fmt.Errorf("%w (after one refetch): the object is corrupt at the source or changed; check it or re-upload", err))
+		return
+	}
+	if err := fr.commit(r.root); err != nil {
+		r.fail(err)
+		return
+	}
+	r.mu.Lock()
+	delete(r.open, fr)
+	r.mu.Unlock()
+	status := StatusDownloaded
+	if fr.resumed {
+		status = StatusResumed
+	}
+	r.finish(fr, FileResult{Path: fr.rel, Size: fr.f.Size, Status: status, Verified: fr.chk.describe(),
+		Digest: digest, Fetched: fr.fetched.Load()})
+}
+
+func (r *run) finish(fr *fileRun, res FileResult) {
+	r.mu.Lock()
+	r.report.Files = append(r.report.Files, res)
+	r.report.Fetched += res.Fetched
+	r.mu.Unlock()
+	r.e.observer.FileDone(res)
+	r.e.log.Debug("file committed", zapResult(res)...)
+	r.addPending(-1)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

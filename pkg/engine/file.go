@@ -1,0 +1,336 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sync"
+	"sync/atomic"
+
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
+)
+
+// fileRun is the state of one file during a Fetch.
+type fileRun struct {
+	f         File
+	rel       string // clean relative path
+	base      string // state-folder name of the temp file and journal
+	chk       check
+	chunkSize int64
+	chunks    []chunk // laid out when the file is opened
+
+	tmp     *os.File
+	jr      *journal
+	hasher  *seqHasher
+	fetched atomic.Int64
+
+	mu        sync.Mutex
+	done      []bool
+	remaining int
+	frontier  int
+	crcs      []uint64
+	resumed   bool
+	retried   bool
+}
+
+func newFileRun(f File, rel string, chk check, chunkSize int64) *fileRun {
+	sum := sha256.Sum256([]byte(rel))
+	return &fileRun{f: f, rel: rel, chk: chk, base: hex.EncodeToString(sum[:16]), chunkSize: chunkSize}
+}
+
+func (fr *fileRun) tmpName() string     { return path.Join(StateDir, fr.base+".part") }
+func (fr *fileRun) journalName() string { return path.Join(StateDir, fr.base+".journal") }
+
+// stamp identifies the verified content, recorded on the committed file.
+func (fr *fileRun) stamp() string {
+	want := "size"
+	if fr.chk.want != nil {
+		want = string(fr.chk.want.Algorithm) + ":" + fr.chk.want.String()
+	}
+	return fmt.Sprintf("v1 size=%d id=%s check=%s", fr.f.Size, fr.f.Identity, want)
+}
+
+// bounds are the offsets where the digest restarts: part ends for a
+// composite checksum, else only the end of the file.
+func (fr *fileRun) bounds() []int64 {
+	if fr.chk.want != nil && fr.chk.want.Composite {
+		var out []int64
+		var off int64
+		for _, p := range fr.f.Parts {
+			off += p.Size
+			out = append(out, off)
+		}
+		return out
+	}
+	return []int64{fr.f.Size}
+}
+
+func (fr *fileRun) crcAlg() checksum.Algorithm {
+	if fr.chk.want != nil && fr.chk.want.Algorithm.IsCRC() {
+		return fr.chk.want.Algorithm
+	}
+	return ""
+}
+
+// open prepares the temporary file and journal; it returns the indices of
+// the chunks still to fetch.
+func (fr *fileRun) open(root *os.Root) ([]int, error) {
+	fr.chunks = layoutChunks(fr.f, fr.chunkSize)
+	hdr := journalHeader{Version: 1, Path: fr.rel, Size: fr.f.Size, Identity: fr.f.Identity, Layout: layoutID(fr.chunks)}
+	jr, done, err := openJournal(root, fr.journalName(), hdr, len(fr.chunks))
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := root.OpenFile(fr.tmpName(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		jr.close()
+		return nil, fmt.Errorf("create temporary file: %w", err)
+	}
+	fr.tmp, fr.jr, fr.done = tmp, jr, done
+	fr.crcs = make([]uint64, len(fr.chunks))
+	fi, err := tmp.Stat()
+	if err != nil {
+		return nil, err
+	}
+	var missing []int
+	for i, d := range done {
+		if !d {
+			missing = append(missing, i)
+		}
+	}
+	fr.remaining = len(missing)
+	fr.resumed = len(missing) < len(fr.chunks) && fi.Size() == fr.f.Size
+	if !fr.resumed {
+		// A fresh start: drop any bytes from an earlier, different download.
+		clear(fr.done)
+		missing = missing[:0]
+		for i := range fr.chunks {
+			missing = append(missing, i)
+		}
+		fr.remaining = len(missing)
+		if err := tmp.Truncate(0); err != nil {
+			return nil, fmt.Errorf("reset temporary file: %w", err)
+		}
+		if err := preallocate(tmp, fr.f.Size); err != nil {
+			return nil, err
+		}
+	} else if alg := fr.crcAlg(); alg != "" {
+		// CRCs of the chunks written before the kill come from disk once.
+		for i, d := range done {
+			if d {
+				c := fr.chunks[i]
+				crc, err := crcOf(alg, io.NewSectionReader(tmp, c.off, c.length))
+				if err != nil {
+					return nil, fmt.Errorf("read back resumed chunk: %w", err)
+				}
+				fr.crcs[i] = crc
+			}
+		}
+	}
+	for fr.frontier < len(fr.done) && fr.done[fr.frontier] {
+		fr.frontier++
+	}
+	if fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC() {
+		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, tmp, fr.bounds())
+		fr.hasher.advance(fr.readyBytes())
+	}
+	return missing, nil
+}
+
+// readyBytes is the length of the contiguous completed prefix. Callers hold mu
+// or own fr exclusively.
+func (fr *fileRun) readyBytes() int64 {
+	if fr.frontier >= len(fr.chunks) {
+		return fr.f.Size
+	}
+	return fr.chunks[fr.frontier].off
+}
+
+// chunkDone records a written chunk; it reports whether the file is complete.
+func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
+	fr.mu.Lock()
+	fr.crcs[i] = crc
+	fr.done[i] = true
+	fr.remaining--
+	for fr.frontier < len(fr.done) && fr.done[fr.frontier] {
+		fr.frontier++
+	}
+	ready, complete := fr.readyBytes(), fr.remaining == 0
+	fr.mu.Unlock()
+	if fr.hasher != nil {
+		fr.hasher.advance(ready)
+	}
+	return complete, fr.jr.markDone(i)
+}
+
+// close releases the file handles, keeping the temp file and journal for resume.
+func (fr *fileRun) close() {
+	if fr.hasher != nil {
+		fr.hasher.stop()
+	}
+	if fr.tmp != nil {
+		fr.tmp.Close()
+		fr.tmp = nil
+	}
+	if fr.jr != nil {
+		fr.jr.close()
+		fr.jr = nil
+	}
+}
+
+// reset discards everything written so the file is fetched again from scratch.
+func (fr *fileRun) reset(root *os.Root) ([]int, error) {
+	fr.close()
+	_ = root.Remove(fr.journalName())
+	_ = root.Remove(fr.tmpName())
+	fr.frontier, fr.resumed, fr.hasher = 0, false, nil
+	fr.fetched.Store(0)
+	return fr.open(root)
+}
+
+// computed returns the checksum of what was written, from per-chunk CRCs or
+// the sequential hasher, as per-digest-segment sums.
+func (fr *fileRun) computed() ([][]byte, error) {
+	want := fr.chk.want
+	if want == nil {
+		return nil, nil
+	}
+	if !want.Algorithm.IsCRC() {
+		return fr.hasher.result()
+	}
+	alg := want.Algorithm
+	var sums [][]byte
+	var acc uint64
+	var started bool
+	bounds := fr.bounds()
+	seg := 0
+	for i, c := range fr.chunks {
+		if !started {
+			acc, started = fr.crcs[i], true
+		} else {
+			acc = checksum.CombineCRC(alg, acc, fr.crcs[i], c.length)
+		}
+		if c.off+c.length == bounds[seg] {
+			sums = append(sums, checksum.CRCToSum(alg, acc))
+			started = false
+			seg++
+		}
+	}
+	if len(fr.chunks) == 0 { // empty file
+		sums = append(sums, alg.New().Sum(nil))
+	}
+	return sums, nil
+}
+
+// errMismatch reports a checksum that does not match the source's.
+type errMismatch struct {
+	path, what, want, got string
+}
+
+func (e *errMismatch) Error() string {
+	return fmt.Sprintf("checksum mismatch for %s: %s expected %s, got %s", e.path, e.what, e.want, e.got)
+}
+
+// compare checks per-segment sums against the chosen checksum (and, for
+// composites, each part's own checksum when the source listed one).
+func (fr *fileRun) compare(sums [][]byte) (string, error) {
+	want := fr.chk.want
+	if want == nil {
+		return "", nil
+	}
+	var got checksum.Value
+	if want.Composite {
+		for i, p := range fr.f.Parts {
+			for _, pe := range p.Expect {
+				if pe.Algorithm == want.Algorithm && !pe.Composite && i < len(sums) {
+					if pv := (checksum.Value{Algorithm: pe.Algorithm, Sum: sums[i]}); !pv.Equal(pe) {
+						return "", &errMismatch{fr.rel, fmt.Sprintf("%s of part %d", pe.Algorithm, i+1), pe.String(), pv.String()}
+					}
+				}
+			}
+		}
+		got = checksum.Composite(want.Algorithm, sums)
+	} else {
+		if len(sums) != 1 {
+			return "", fmt.Errorf("internal: %d digest segments for a full-object checksum", len(sums))
+		}
+		got = checksum.Value{Algorithm: want.Algorithm, Sum: sums[0]}
+	}
+	if !got.Equal(*want) {
+		return "", &errMismatch{fr.rel, want.Kind(), want.String(), got.String()}
+	}
+	return got.String(), nil
+}
+
+// verifyExisting checks a file already at its final name against the
+// source's checksum; it reports whether it can be kept as is.
+func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
+	f, err := root.Open(fr.rel)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != fr.f.Size {
+		return false
+	}
+	if readStamp(f) == fr.stamp() {
+		return true
+	}
+	if fr.chk.want == nil || ctx.Err() != nil {
+		return false
+	}
+	h := newSeqHasher(fr.chk.want.Algorithm, f, fr.bounds())
+	h.advance(fr.f.Size)
+	sums, err := h.result()
+	if err != nil {
+		return false
+	}
+	if _, err := fr.compare(sums); err != nil {
+		return false
+	}
+	writeStamp(f, fr.stamp())
+	return true
+}
+
+// commit gives the verified temporary file its final name.
+func (fr *fileRun) commit(root *os.Root) error {
+	mode := fr.f.Mode.Perm()
+	if mode == 0 {
+		mode = 0o644
+	}
+	if err := fr.tmp.Chmod(mode | 0o040); err != nil { // group-readable: model servers run with GID 0
+		return fmt.Errorf("set mode of %s: %w", fr.rel, err)
+	}
+	writeStamp(fr.tmp, fr.stamp())
+	if err := fr.tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", fr.rel, err)
+	}
+	fr.tmp = nil
+	if !fr.f.ModTime.IsZero() {
+		_ = root.Chtimes(fr.tmpName(), fr.f.ModTime, fr.f.ModTime)
+	}
+	if err := replace(root, fr.tmpName(), fr.rel); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, os.ErrInvalid) {
+			return fmt.Errorf("commit %s: %w", fr.rel, err)
+		}
+		return fmt.Errorf("commit %s (a symlink in DEST pointing outside it is refused): %w", fr.rel, err)
+	}
+	fr.jr.close()
+	fr.jr = nil
+	_ = root.Remove(fr.journalName())
+	return nil
+}
+
+func crcOf(alg checksum.Algorithm, r io.Reader) (uint64, error) {
+	h := alg.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return 0, err
+	}
+	return checksum.CRCFromSum(h.Sum(nil)), nil
+}

@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+)
+
+// errStalled is the cause recorded when a request delivers no bytes for the
+// read timeout; the request is cancelled and retried.
+var errStalled = errors.New("stalled")
+
+// load runs one ranged read with the engine's retry policy: transient errors
+// (resets, short bodies, 5xx, throttling, stalls) are retried with
+// exponential backoff and full jitter; Permanent errors and cancellation end
+// at once. fn is called once per attempt.
+func (e *Engine) load(ctx context.Context, src Loader, what string, length, offset int64, fn func(io.Reader) error) error {
+	for attempt := 1; ; attempt++ {
+		err := e.attempt(ctx, src, length, offset, fn)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if IsPermanent(err) {
+			return err
+		}
+		if attempt >= e.maxAttempts {
+			return fmt.Errorf("%s: gave up after %d attempts: %w", what, attempt, err)
+		}
+		delay := e.backoff(attempt)
+		var ra *retryAfterError
+		if errors.As(err, &ra) && ra.after > delay {
+			delay = min(ra.after, 3*e.maxDelay)
+		}
+		e.log.Sugar().Warnw("retrying range", "file", what, "offset", offset, "length", length,
+			"attempt", attempt, "delay", delay.String(), "error", err.Error())
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// attempt is one Load with a watchdog that cancels it when no byte arrives
+// for the read timeout.
+func (e *Engine) attempt(ctx context.Context, src Loader, length, offset int64, fn func(io.Reader) error) error {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timeout := e.readTimeout
+	watchdog := time.AfterFunc(timeout, func() { cancel(errStalled) })
+	defer watchdog.Stop()
+	err := src.Load(actx, length, offset, func(r io.Reader) error {
+		watchdog.Reset(timeout)
+		return fn(&watchdogReader{r: r, reset: func() { watchdog.Reset(timeout) }})
+	})
+	if err != nil && errors.Is(context.Cause(actx), errStalled) && ctx.Err() == nil {
+		return fmt.Errorf("no data for %s (read timeout): %w", timeout, err)
+	}
+	return err
+}
+
+// backoff is exponential with full jitter, capped at maxDelay.
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.baseDelay << min(attempt-1, 20)
+	if d <= 0 || d > e.maxDelay {
+		d = e.maxDelay
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// watchdogReader re-arms the stall timer whenever bytes arrive.
+type watchdogReader struct {
+	r     io.Reader
+	reset func()
+}
+
+func (w *watchdogReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if n > 0 {
+		w.reset()
+	}
+	return n, err
+}
