@@ -1,0 +1,104 @@
+package s3
+
+import (
+	"regexp"
+	"strings"
+
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
+)
+
+// sumFields are the x-amz-checksum-* values of an object or of one part.
+// Algorithms the checksum package does not implement (SHA-512, XXHASH) are
+// left out: the engine could not check them.
+type sumFields struct {
+	CRC64NVME, CRC32, CRC32C, SHA1, SHA256, MD5 *string
+}
+
+func headFields(h *awss3.HeadObjectOutput) sumFields {
+	return sumFields{h.ChecksumCRC64NVME, h.ChecksumCRC32, h.ChecksumCRC32C, h.ChecksumSHA1, h.ChecksumSHA256, h.ChecksumMD5}
+}
+
+func partFields(p types.ObjectPart) sumFields {
+	return sumFields{p.ChecksumCRC64NVME, p.ChecksumCRC32, p.ChecksumCRC32C, p.ChecksumSHA1, p.ChecksumSHA256, p.ChecksumMD5}
+}
+
+// byAlgorithm maps each algorithm present to its value.
+func (f sumFields) byAlgorithm() map[checksum.Algorithm]string {
+	m := map[checksum.Algorithm]string{}
+	for alg, p := range map[checksum.Algorithm]*string{
+		checksum.CRC64NVME: f.CRC64NVME, checksum.CRC32: f.CRC32, checksum.CRC32C: f.CRC32C,
+		checksum.SHA1: f.SHA1, checksum.SHA256: f.SHA256, checksum.MD5: f.MD5,
+	} {
+		if p != nil && *p != "" {
+			m[alg] = *p
+		}
+	}
+	return m
+}
+
+// objectSums picks the checksums S3 vouches for in a HeadObject response
+// made with ChecksumMode=ENABLED: the full-object values, and at most one
+// composite value (a multipart upload carries one algorithm). Unparsable
+// values are reported in skipped, not fatal: the object can still be
+// fetched and checked with what remains.
+func objectSums(h *awss3.HeadObjectOutput) (full []checksum.Value, composite *checksum.Value, skipped []string) {
+	for alg, s := range headFields(h).byAlgorithm() {
+		v, err := checksum.ParseBase64(alg, s)
+		switch {
+		case err != nil:
+			skipped = append(skipped, err.Error())
+		case v.Composite:
+			if composite == nil || checksum.Strength(v) > checksum.Strength(*composite) {
+				composite = &v
+			}
+		case h.ChecksumType == types.ChecksumTypeComposite:
+			// COMPOSITE without the -N part count: the layout is unknown.
+			skipped = append(skipped, string(alg)+" is composite but has no part count")
+		default:
+			full = append(full, v)
+		}
+	}
+	sortValues(full)
+	return full, composite, skipped
+}
+
+// sortValues orders values strongest first, for stable plans and tests.
+func sortValues(vs []checksum.Value) {
+	for i := 1; i < len(vs); i++ {
+		for j := i; j > 0 && checksum.Strength(vs[j]) > checksum.Strength(vs[j-1]); j-- {
+			vs[j], vs[j-1] = vs[j-1], vs[j]
+		}
+	}
+}
+
+var md5ETag = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+
+// etagMD5 returns the ETag as an MD5 value when it is one: a single-part
+// upload (no "-N" suffix) not encrypted with SSE-KMS or SSE-C, whose ETags
+// are opaque.
+func etagMD5(h *awss3.HeadObjectOutput) (checksum.Value, bool) {
+	etag := unquote(h.ETag)
+	if !md5ETag.MatchString(etag) {
+		return checksum.Value{}, false
+	}
+	if h.SSECustomerAlgorithm != nil && *h.SSECustomerAlgorithm != "" {
+		return checksum.Value{}, false
+	}
+	switch h.ServerSideEncryption {
+	case types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAwsKmsDsse:
+		return checksum.Value{}, false
+	}
+	v, err := checksum.ParseHex(checksum.MD5, strings.ToLower(etag))
+	return v, err == nil
+}
+
+// unquote strips the quotes S3 puts around ETags.
+func unquote(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return strings.Trim(*p, `"`)
+}

@@ -1,0 +1,128 @@
+package s3
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+)
+
+// s3Error is a one-line, actionable message that still unwraps to the SDK's
+// error (for errors.As and request ids in debug logs).
+type s3Error struct {
+	msg string
+	err error
+}
+
+func (e *s3Error) Error() string { return e.msg }
+func (e *s3Error) Unwrap() error { return e.err }
+
+// apiError extracts the HTTP status and S3 error code of an SDK error.
+// HEAD responses have no body, so their code is generic ("NotFound",
+// "Forbidden") and the status is what counts.
+func apiError(err error) (status int, code string, hdr http.Header) {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+		if re.Response != nil && re.Response.Response != nil {
+			hdr = re.Response.Header
+		}
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	return status, code, hdr
+}
+
+// describe turns an S3 error on uri into a clear message and marks it
+// permanent when retrying cannot help; transient errors (5xx, resets,
+// timeouts) come back unchanged for the engine to retry. bucket is named in
+// the missing-bucket message.
+func (c *client) describe(err error, op, uri, bucket string) error {
+	if err == nil {
+		return nil
+	}
+	status, code, hdr := apiError(err)
+	tag := fmt.Sprintf(" [HTTP %d %s]", status, code)
+	if status == 0 {
+		return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
+	}
+	perm := func(format string, args ...any) error {
+		return engine.Permanent(&s3Error{msg: fmt.Sprintf(format, args...) + tag, err: err})
+	}
+	switch {
+	case code == "NoSuchBucket":
+		return perm("bucket %s does not exist at %s", bucket, c.where)
+	case code == "InvalidAccessKeyId":
+		return perm("%s %s: the access key id is not known at %s: check AWS_ACCESS_KEY_ID (credentials from %s)",
+			op, uri, c.where, c.credSource)
+	case code == "SignatureDoesNotMatch":
+		return perm("%s %s: the secret key does not match the access key at %s: check AWS_SECRET_ACCESS_KEY (credentials from %s)",
+			op, uri, c.where, c.credSource)
+	case code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect" || status == http.StatusMovedPermanently:
+		region := ""
+		if hdr != nil {
+			region = hdr.Get("X-Amz-Bucket-Region")
+		}
+		if region != "" {
+			return perm("%s %s: bucket %s is in region %s: set AWS_DEFAULT_REGION=%s", op, uri, bucket, region, region)
+		}
+		return perm("%s %s at %s: wrong region or endpoint: set AWS_DEFAULT_REGION to the bucket's region", op, uri, c.where)
+	case status == http.StatusForbidden:
+		return perm("%s %s: access denied at %s: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and that they may read this bucket (credentials from %s)",
+			op, uri, c.where, c.credSource)
+	case status == http.StatusUnauthorized:
+		return perm("%s %s: not authenticated at %s: check the credentials (from %s)", op, uri, c.where, c.credSource)
+	case status == http.StatusNotFound:
+		return perm("%s %s: not found at %s", op, uri, c.where)
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		if d, ok := retryAfter(hdr); ok {
+			return engine.RetryAfter(fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err), d)
+		}
+		return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
+	case status == http.StatusRequestTimeout:
+		return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
+	case status >= 400 && status < 500:
+		return perm("%s %s: request rejected by %s", op, uri, c.where)
+	}
+	return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date).
+func retryAfter(h http.Header) (time.Duration, bool) {
+	if h == nil {
+		return 0, false
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
+
+// isNotFound reports a missing key (or, for HEAD, a missing bucket).
+func isNotFound(err error) bool {
+	status, code, _ := apiError(err)
+	return status == http.StatusNotFound || code == "NoSuchKey" || code == "NotFound"
+}
+
+// isForbidden reports a 403, which S3 also returns for a missing key when
+// the caller may not list the bucket.
+func isForbidden(err error) bool {
+	status, _, _ := apiError(err)
+	return status == http.StatusForbidden
+}

@@ -1,0 +1,91 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+)
+
+// loader reads byte ranges of one planned object version.
+type loader struct {
+	c    *client
+	obj  objectRef
+	size int64
+}
+
+// noSDKRetries turns the SDK's retries off for downloads: the engine
+// retries each range itself (with backoff, resume and a global budget), and
+// SDK retries underneath would multiply attempts and hide slow ranges.
+func noSDKRetries(o *awss3.Options) { o.Retryer = aws.NopRetryer{} }
+
+// Load implements engine.Loader: one GetObject per call, pinned with
+// If-Match to the ETag (and to the version id when the bucket has one) seen
+// at planning, so every range comes from the same object version.
+func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Reader) error) error {
+	if length == 0 {
+		// A zero-length Range is invalid HTTP; there is nothing to read.
+		return fn(strings.NewReader(""))
+	}
+	if offset < 0 || length < 0 || offset+length > l.size {
+		return engine.Permanent(fmt.Errorf("%s: range %d+%d is outside the %d-byte object", l.obj.uri, offset, length, l.size))
+	}
+	in := &awss3.GetObjectInput{
+		Bucket:  aws.String(l.obj.bucket),
+		Key:     aws.String(l.obj.key),
+		IfMatch: aws.String(l.obj.etag),
+	}
+	if l.obj.versionID != "" {
+		in.VersionId = aws.String(l.obj.versionID)
+	}
+	if offset != 0 || length != l.size {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	}
+	out, err := l.c.api.GetObject(ctx, in, noSDKRetries)
+	if err != nil {
+		return l.describe(err)
+	}
+	defer out.Body.Close()
+	if n := aws.ToInt64(out.ContentLength); out.ContentLength != nil && n != length {
+		// A proxy that ignored Range, or a truncated response: retryable,
+		// and never handed to fn as if it were the range asked for.
+		return fmt.Errorf("read %s bytes %d-%d: server sent %d bytes, want %d",
+			l.obj.uri, offset, offset+length-1, n, length)
+	}
+	return fn(out.Body)
+}
+
+// describe classifies a download error; a changed or deleted object is
+// permanent, since retrying would only mix versions.
+func (l *loader) describe(err error) error {
+	status, code, _ := apiError(err)
+	switch {
+	case status == http.StatusPreconditionFailed || code == "PreconditionFailed":
+		return engine.Permanent(&s3Error{
+			msg: fmt.Sprintf("object %s changed during download (ETag %s was planned): run again to fetch the new version",
+				l.obj.uri, l.obj.etag),
+			err: err,
+		})
+	case status == http.StatusRequestedRangeNotSatisfiable:
+		return engine.Permanent(&s3Error{
+			msg: fmt.Sprintf("object %s is shorter than the %d bytes planned: it changed during download, run again", l.obj.uri, l.size),
+			err: err,
+		})
+	case code == "NoSuchKey" || code == "NoSuchVersion":
+		return engine.Permanent(&s3Error{
+			msg: fmt.Sprintf("object %s was deleted during download (%s at %s)", l.obj.uri, code, l.c.where),
+			err: err,
+		})
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return l.c.describe(err, "read", l.obj.uri, l.obj.bucket)
+}

@@ -1,0 +1,55 @@
+package s3
+
+import (
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// objectRef names one object, and once planned, the exact version of it
+// every download request must get.
+type objectRef struct {
+	bucket string
+	key    string
+	uri    string // s3://bucket/key, for messages
+	// etag (quoted, as S3 sends it) and versionID are set at planning.
+	etag      string
+	versionID string
+}
+
+func newObjectRef(bucket, key string) objectRef {
+	return objectRef{bucket: bucket, key: key, uri: "s3://" + bucket + "/" + key}
+}
+
+// head is a HeadObject request for the object asking for its checksums.
+func (o objectRef) head() *awss3.HeadObjectInput {
+	in := &awss3.HeadObjectInput{
+		Bucket:       aws.String(o.bucket),
+		Key:          aws.String(o.key),
+		ChecksumMode: types.ChecksumModeEnabled,
+	}
+	if o.versionID != "" {
+		in.VersionId = aws.String(o.versionID)
+	}
+	return in
+}
+
+// pin records the version a HeadObject response describes. "null" is the
+// version id of objects written while versioning was off; some servers
+// reject it in requests, and the ETag pins those objects anyway.
+func (o *objectRef) pin(h *awss3.HeadObjectOutput) {
+	o.etag = aws.ToString(h.ETag)
+	if v := aws.ToString(h.VersionId); v != "" && v != "null" {
+		o.versionID = v
+	}
+}
+
+// identity names the exact source version for the engine's resume journal
+// and node cache: location, ETag and version id.
+func (o objectRef) identity() string {
+	id := o.uri + " etag=" + o.etag
+	if o.versionID != "" {
+		id += " version=" + o.versionID
+	}
+	return id
+}

@@ -1,0 +1,197 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.uber.org/zap"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+)
+
+// planner turns a location into engine files.
+type planner struct {
+	c   *client
+	eng *engine.Engine
+}
+
+// plan applies the URI semantics: an exact object key is that one object,
+// saved under its base name; anything else is a folder (or the bucket).
+func (p *planner) plan(ctx context.Context, loc location) ([]engine.File, error) {
+	if loc.Key != "" && !strings.HasSuffix(loc.Key, "/") {
+		obj := newObjectRef(loc.Bucket, loc.Key)
+		h, err := p.c.api.HeadObject(ctx, obj.head())
+		switch {
+		case err == nil:
+			return p.planObject(ctx, loc, obj, h)
+		case isNotFound(err) || isForbidden(err):
+			// Not an object (403 too: S3 hides missing keys from callers
+			// who may not list): try it as a folder, whose listing gives
+			// the precise error if there is one.
+		default:
+			return nil, p.c.describe(err, "read", loc.String(), loc.Bucket)
+		}
+	}
+	objs, err := p.c.list(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	kept := objs[:0]
+	for _, o := range objs {
+		if p.eng.Keep(o.rel) {
+			kept = append(kept, o)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, p.notFound(loc, len(objs))
+	}
+	files, err := p.describeAll(ctx, loc, kept)
+	if err != nil {
+		return nil, err
+	}
+	p.logPlan(loc, files)
+	return files, nil
+}
+
+// planObject plans the single object the URI names exactly.
+func (p *planner) planObject(ctx context.Context, loc location, obj objectRef, h *awss3.HeadObjectOutput) ([]engine.File, error) {
+	rel, err := engine.CleanRel(path.Base(loc.Key))
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("object key %q cannot be saved inside DEST: %w", loc.Key, err))
+	}
+	if !p.eng.Keep(rel) {
+		return nil, p.notFound(loc, 1)
+	}
+	f, err := p.file(ctx, obj, rel, h)
+	if err != nil {
+		return nil, err
+	}
+	files := []engine.File{f}
+	p.logPlan(loc, files)
+	return files, nil
+}
+
+func (p *planner) notFound(loc location, excluded int) error {
+	msg := fmt.Sprintf("no objects found at %s (endpoint %s)", loc, p.c.where)
+	if excluded > 0 {
+		msg = fmt.Sprintf("no objects found at %s: all %d were excluded by the include/exclude patterns", loc, excluded)
+	}
+	return engine.Permanent(errors.New(msg))
+}
+
+// describeAll asks every listed object for its checksums, with as many
+// HeadObject requests in flight as the engine allows for downloads.
+func (p *planner) describeAll(ctx context.Context, loc location, objs []listed) ([]engine.File, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	files := make([]engine.File, len(objs))
+	sem := make(chan struct{}, max(p.eng.Concurrency(), 1))
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for i, o := range objs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			obj := newObjectRef(loc.Bucket, o.key)
+			f, err := p.describeOne(ctx, obj, o.rel)
+			if err != nil {
+				once.Do(func() { firstErr = err; cancel() })
+				return
+			}
+			files[i] = f
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// describeOne reads one listed object's metadata.
+func (p *planner) describeOne(ctx context.Context, obj objectRef, rel string) (engine.File, error) {
+	h, err := p.c.api.HeadObject(ctx, obj.head())
+	if err != nil {
+		if isNotFound(err) {
+			return engine.File{}, engine.Permanent(fmt.Errorf("object %s was deleted while planning: run again", obj.uri))
+		}
+		return engine.File{}, p.c.describe(err, "read", obj.uri, obj.bucket)
+	}
+	return p.file(ctx, obj, rel, h)
+}
+
+// file builds the engine file for an object from its HeadObject response.
+// Checksums, strongest first: full-object values; a composite value with
+// the part layout it needs; else the ETag when it is an MD5; else none
+// (the engine checks the size).
+func (p *planner) file(ctx context.Context, obj objectRef, rel string, h *awss3.HeadObjectOutput) (engine.File, error) {
+	obj.pin(h)
+	size := aws.ToInt64(h.ContentLength)
+	full, comp, skipped := objectSums(h)
+	log := p.eng.Logger()
+	for _, s := range skipped {
+		log.Warn("ignoring an unusable checksum", zap.String("object", obj.uri), zap.String("reason", s))
+	}
+	f := engine.File{
+		Path:     rel,
+		Size:     size,
+		ModTime:  aws.ToTime(h.LastModified),
+		Expect:   full,
+		Identity: obj.identity(),
+		Source:   &loader{c: p.c, obj: obj, size: size},
+	}
+	if comp != nil {
+		parts, err := p.c.partLayout(ctx, obj, *comp, size)
+		switch {
+		case err == nil:
+			f.Expect = append(f.Expect, *comp)
+			f.Parts = parts
+		case ctx.Err() != nil:
+			return engine.File{}, ctx.Err()
+		default:
+			// Without the layout a composite value cannot be checked; the
+			// file is still fetched and checked with what else there is.
+			log.Warn("ignoring a composite checksum: part layout unavailable",
+				zap.String("object", obj.uri), zap.Error(err))
+		}
+	}
+	if len(full) == 0 && comp == nil {
+		if md5, ok := etagMD5(h); ok {
+			f.Expect = append(f.Expect, md5)
+		}
+	}
+	return f, nil
+}
+
+func (p *planner) logPlan(loc location, files []engine.File) {
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	p.eng.Logger().Info("s3 plan",
+		zap.String("source", loc.String()),
+		zap.String("endpoint", p.c.where),
+		zap.String("credentials", p.c.credSource),
+		zap.Int("files", len(files)),
+		zap.Int64("bytes", total))
+}

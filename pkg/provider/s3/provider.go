@@ -1,0 +1,83 @@
+// Package s3 fetches s3:// URIs from AWS S3 or any S3-compatible server
+// (MinIO, Ceph…), configured from the environment KServe's webhook sets.
+//
+// The provider only plans: it lists the objects, asks each for its
+// checksums, and hands the engine one File per object with a Loader that
+// reads pinned byte ranges. Scheduling, retries, resume and verification
+// are the engine's.
+package s3
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
+)
+
+// Provider handles s3:// sources.
+type Provider struct {
+	eng    *engine.Engine
+	getenv func(string) string
+	exists func(string) bool
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Option configures a Provider.
+type Option func(*Provider)
+
+// WithGetenv replaces os.Getenv as the source of the S3 environment
+// (AWS_*, S3_*, STORAGE_CONFIG…). Tests use it to stay independent of the
+// machine's environment. When AWS_ACCESS_KEY_ID is not set through it and
+// anonymous access is off, the SDK's credential chain still reads the
+// process environment and shared config files.
+func WithGetenv(getenv func(string) string) Option {
+	return func(p *Provider) {
+		if getenv != nil {
+			p.getenv = getenv
+		}
+	}
+}
+
+// New returns an S3 provider that plans for eng.
+func New(eng *engine.Engine, opts ...Option) *Provider {
+	p := &Provider{eng: eng, getenv: os.Getenv, exists: fileExists}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Schemes implements provider.Provider.
+func (p *Provider) Schemes() []string { return []string{"s3"} }
+
+// Fetch implements provider.Provider: plan src, then let the engine fetch
+// the files into dest.
+func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
+	files, err := p.Plan(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return p.eng.Fetch(ctx, dest, files)
+}
+
+// Plan resolves src into the files it names, with sizes, checksums, part
+// layouts and loaders, without downloading anything (--dry-run).
+func (p *Provider) Plan(ctx context.Context, src string) ([]engine.File, error) {
+	loc, err := parseURI(src)
+	if err != nil {
+		return nil, engine.Permanent(err)
+	}
+	s, err := resolveSettings(p.getenv, p.exists)
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("s3 configuration: %w", err))
+	}
+	c, err := newClient(ctx, s, p.eng.Concurrency())
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("s3 client: %w", err))
+	}
+	pl := &planner{c: c, eng: p.eng}
+	return pl.plan(ctx, loc)
+}
