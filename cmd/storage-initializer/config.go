@@ -1,0 +1,195 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/filter"
+)
+
+const usageLine = "usage: storage-initializer [flags] SRC DEST [SRC DEST ...]   (storage-initializer --help for flags)"
+
+var errHelp = errors.New("help requested")
+
+// config is everything the command line and environment decide.
+type config struct {
+	pairs          []string
+	concurrency    int
+	chunkSize      int64
+	verify         engine.VerifyMode
+	maxAttempts    int
+	readTimeout    time.Duration
+	logFormat      string
+	logLevel       string
+	console        bool // human output on a terminal
+	terminationLog string
+	summaryJSON    string
+	progressEvery  time.Duration
+	showVersion    bool
+	filter         func(string) bool
+
+	// providers
+	pvcRoot, pvcMode, manifest string
+	platform, caBundle         string
+	insecureRegistry           bool
+}
+
+// envFlag pairs a flag with the environment variable that sets its default.
+type envFlag struct{ flag, env string }
+
+// flagEnv lists every flag's environment variable (documented in README).
+var flagEnv = []envFlag{
+	{"concurrency", "STORAGE_INITIALIZER_CONCURRENCY"},
+	{"chunk-size", "STORAGE_INITIALIZER_CHUNK_SIZE"},
+	{"verify", "STORAGE_INITIALIZER_VERIFY"},
+	{"max-attempts", "STORAGE_INITIALIZER_MAX_ATTEMPTS"},
+	{"read-timeout", "STORAGE_INITIALIZER_READ_TIMEOUT"},
+	{"log-format", "STORAGE_INITIALIZER_LOG_FORMAT"},
+	{"log-level", "STORAGE_INITIALIZER_LOG_LEVEL"},
+	{"termination-log", "STORAGE_INITIALIZER_TERMINATION_LOG"},
+	{"summary-json", "STORAGE_INITIALIZER_SUMMARY_JSON"},
+	{"progress-interval", "STORAGE_INITIALIZER_PROGRESS_INTERVAL"},
+	{"include", "STORAGE_ALLOW_PATTERNS"},
+	{"exclude", "STORAGE_IGNORE_PATTERNS"},
+	{"pvc-root", "STORAGE_INITIALIZER_PVC_ROOT"},
+	{"pvc-mode", "STORAGE_INITIALIZER_PVC_MODE"},
+	{"manifest", "STORAGE_INITIALIZER_MANIFEST"},
+	{"platform", "STORAGE_INITIALIZER_PLATFORM"},
+	{"ca-bundle", "STORAGE_INITIALIZER_CA_BUNDLE"},
+	{"insecure-registry", "KSERVE_OCI_INSECURE_REGISTRY"},
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := pflag.NewFlagSet("storage-initializer", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	var chunk, verify string
+	var include, exclude []string
+	fs.IntVar(&cfg.concurrency, "concurrency", engine.DefaultConcurrency, "requests in flight across all files")
+	fs.StringVar(&chunk, "chunk-size", "16MiB", "size of each ranged read (e.g. 8MiB, 32MiB)")
+	fs.StringVar(&verify, "verify", "auto", "verification: auto (strongest checksum offered, else size), strict (fail without a checksum), size")
+	fs.IntVar(&cfg.maxAttempts, "max-attempts", engine.DefaultMaxAttempts, "attempts per range before giving up")
+	fs.DurationVar(&cfg.readTimeout, "read-timeout", engine.DefaultReadTimeout, "abort and retry a request that delivers no bytes for this long")
+	fs.StringVar(&cfg.logFormat, "log-format", "", "json or console (default: console on a terminal, else json)")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.terminationLog, "termination-log", "/dev/termination-log", "file that receives a one-line reason on failure (skipped when not writable)")
+	fs.StringVar(&cfg.summaryJSON, "summary-json", "", "write the per-file integrity record (size, verification, digest) as JSON to this path")
+	fs.DurationVar(&cfg.progressEvery, "progress-interval", 5*time.Second, "how often to log progress when not on a terminal")
+	fs.StringSliceVar(&include, "include", nil, "only fetch paths matching these globs (comma list or JSON array)")
+	fs.StringSliceVar(&exclude, "exclude", nil, "skip paths matching these globs (comma list or JSON array)")
+	fs.StringVar(&cfg.pvcRoot, "pvc-root", "/mnt/pvc", "where pvc:// claims are mounted")
+	fs.StringVar(&cfg.pvcMode, "pvc-mode", "symlink", "pvc:// and local sources: symlink, copy or verify")
+	fs.StringVar(&cfg.manifest, "manifest", "", "sha256sum-format manifest to verify pvc:// and local sources against")
+	fs.StringVar(&cfg.platform, "platform", "", "platform to pick from a multi-arch OCI index (default linux/<this arch>)")
+	fs.StringVar(&cfg.caBundle, "ca-bundle", "", "PEM file of extra CAs to trust for OCI registries")
+	fs.BoolVar(&cfg.insecureRegistry, "insecure-registry", false, "allow plain http and unverified TLS for OCI registries")
+	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, usageLine)
+		fmt.Fprintln(stderr, "\nFlags (each also settable by the environment variable in brackets):")
+		fmt.Fprint(stderr, fs.FlagUsages())
+	}
+	for _, fe := range flagEnv {
+		fl := fs.Lookup(fe.flag)
+		fl.Usage += " [" + fe.env + "]"
+	}
+	// Environment first, so flags given on the command line win.
+	for _, fe := range flagEnv {
+		if v := getenv(fe.env); v != "" {
+			if err := fs.Set(fe.flag, envListValue(fe.flag, v)); err != nil {
+				return cfg, &usageError{fmt.Sprintf("invalid %s=%q: %v", fe.env, v, err)}
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return cfg, errHelp
+		}
+		return cfg, &usageError{err.Error()}
+	}
+	if cfg.showVersion {
+		return cfg, nil
+	}
+	cfg.pairs = fs.Args()
+	if len(cfg.pairs) == 0 || len(cfg.pairs)%2 != 0 {
+		return cfg, &usageError{fmt.Sprintf("expected SRC DEST pairs, got %d argument(s)", len(cfg.pairs))}
+	}
+	var err error
+	if cfg.chunkSize, err = parseBytes(chunk); err != nil || cfg.chunkSize < 64<<10 {
+		return cfg, &usageError{fmt.Sprintf("invalid --chunk-size %q: want a size of at least 64KiB, e.g. 16MiB", chunk)}
+	}
+	switch v := engine.VerifyMode(verify); v {
+	case engine.VerifyAuto, engine.VerifyStrict, engine.VerifySize:
+		cfg.verify = v
+	default:
+		return cfg, &usageError{fmt.Sprintf("invalid --verify %q: want auto, strict or size", verify)}
+	}
+	if cfg.concurrency < 1 || cfg.concurrency > 1024 {
+		return cfg, &usageError{fmt.Sprintf("invalid --concurrency %d: want 1..1024", cfg.concurrency)}
+	}
+	switch cfg.logFormat {
+	case "":
+		cfg.console = isTerminal(2)
+	case "console":
+		cfg.console = true
+	case "json":
+	default:
+		return cfg, &usageError{fmt.Sprintf("invalid --log-format %q: want json or console", cfg.logFormat)}
+	}
+	switch cfg.pvcMode {
+	case "symlink", "copy", "verify":
+	default:
+		return cfg, &usageError{fmt.Sprintf("invalid --pvc-mode %q: want symlink, copy or verify", cfg.pvcMode)}
+	}
+	if cfg.filter, err = filter.New(include, exclude); err != nil {
+		return cfg, &usageError{err.Error()}
+	}
+	return cfg, nil
+}
+
+// envListValue turns a JSON array (KServe's STORAGE_*_PATTERNS form) into
+// the comma list pflag expects; other values pass through.
+func envListValue(flag, v string) string {
+	if flag != "include" && flag != "exclude" {
+		return v
+	}
+	list, err := filter.ParseList(v)
+	if err != nil {
+		return v
+	}
+	return strings.Join(list, ",")
+}
+
+// parseBytes reads sizes like "16MiB", "8M", "1048576".
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("invalid size")
+	}
+	return n * mult, nil
+}
+
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}

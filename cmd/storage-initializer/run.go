@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/progress"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // a download failed
+	exitUsage = 2 // bad arguments or flags
+)
+
+// usageError is bad input from the command line: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "storage-initializer: %v\n", err)
+		fmt.Fprintln(stderr, usageLine)
+		if cfg != nil {
+			writeTerminationLog(cfg.terminationLog, err.Error())
+		}
+		return exitUsage
+	}
+	if cfg.showVersion {
+		fmt.Fprintln(stdout, "storage-initializer", version)
+		return exitOK
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "storage-initializer: %v\n", err)
+		return exitUsage
+	}
+	defer log.Sync() //nolint:errcheck // best effort on exit
+
+	prog := progress.New(stderr, log, cfg.console, cfg.progressEvery)
+	defer prog.Stop()
+	eng := engine.New(
+		engine.WithConcurrency(cfg.concurrency),
+		engine.WithChunkSize(cfg.chunkSize),
+		engine.WithVerify(cfg.verify),
+		engine.WithRetry(cfg.maxAttempts, 0, 0),
+		engine.WithReadTimeout(cfg.readTimeout),
+		engine.WithLogger(log),
+		engine.WithObserver(prog),
+		engine.WithFilter(cfg.filter),
+	)
+	providers := newProviders(eng, cfg, getenv)
+
+	start := time.Now()
+	total := &engine.Report{}
+	for i := 0; i+1 < len(cfg.pairs); i += 2 {
+		src, dest := cfg.pairs[i], cfg.pairs[i+1]
+		p, err := providers.forURI(src)
+		if err != nil {
+			return fail(cfg, log, stderr, err, exitUsage)
+		}
+		log.Info("fetching", zap.String("source", redactURI(src)), zap.String("dest", dest))
+		rep, err := p.Fetch(ctx, src, dest)
+		if err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("stopped by signal while fetching %s; rerun with the same arguments to resume: %w", redactURI(src), err)
+			}
+			return fail(cfg, log, stderr, err, exitFail)
+		}
+		total.Add(rep)
+	}
+	prog.Stop()
+	total.Duration = time.Since(start)
+	if err := writeSummary(cfg, log, stderr, total); err != nil {
+		return fail(cfg, log, stderr, err, exitFail)
+	}
+	return exitOK
+}
+
+// fail logs a one-line reason, writes it to the termination log and returns code.
+func fail(cfg *config, log *zap.Logger, stderr io.Writer, err error, code int) int {
+	msg := err.Error()
+	if cfg.console {
+		fmt.Fprintf(stderr, "storage-initializer: error: %s\n", msg)
+	} else {
+		log.Error("failed", zap.String("error", msg))
+	}
+	writeTerminationLog(cfg.terminationLog, msg)
+	return code
+}
