@@ -1,0 +1,34 @@
+# storage-initializer — see README.md.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin/storage-initializer
+
+.PHONY: build test e2e bench demo image lint fuzz clean
+
+build: ## static, trimmed binary in bin/
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/storage-initializer
+
+test: ## every test, against real MinIO and registry servers started on loopback
+	hack/test.sh
+
+e2e: ## only the end-to-end tests of the binary
+	hack/test.sh ./cmd/...
+
+bench: build ## compare with aws-cli, rclone, crane, skopeo on the same servers
+	hack/bench.sh
+
+demo: build ## local MinIO + registry, stage a small model, download it three ways
+	hack/demo.sh
+
+image: build ## scratch-like container image from the prebuilt binary
+	hack/image.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	go vet ./...
+
+fuzz:
+	hack/fuzz.sh 60s
+
+clean:
+	rm -rf bin
