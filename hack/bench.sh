@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# `make bench`: times this binary against the real tools on the same MinIO
+# server in one run and prints medians, ratios and peak RSS.
+#   (a) an LLM-shaped model: 3 x 1 GiB bf16 shards + small JSON/tokenizer files
+#   (b) 1,000 x 256 KiB files
+# Env: BENCH_RUNS (default 3), BENCH_SHARD_SIZE (default 1GiB), BENCH_SMALL (1000).
+# It is a benchmark, not a test: it asserts nothing, it reports.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+runs=${BENCH_RUNS:-3}
+shard=${BENCH_SHARD_SIZE:-1GiB}
+nsmall=${BENCH_SMALL:-1000}
+bin="$root/bin/storage-initializer"
+[[ -x "$bin" ]] || make build >/dev/null
+
+hack/tools.sh minio bench-apt
+seed="$root/.cache/bin/seed"
+go build -o "$seed" ./hack/seed
+
+data="$root/.cache/bench-data/$shard-$nsmall"
+if [[ ! -f "$data/.done" ]]; then
+  echo "bench: generating test data in $data (once)" >&2
+  rm -rf "$data"
+  "$seed" gen -shards 3 -shard-size "$shard" "$data/llm"
+  "$seed" gen -shards 0 -small-files "$nsmall" -small-size 256KiB "$data/smallset"
+  touch "$data/.done"
+fi
+
+work=$(mktemp -d "${BENCH_TMP:-/var/tmp}/si-bench.XXXXXX")
+trap 'hack/minio.sh stop "$work/minio" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+hack/minio.sh start "$work/minio"
+# shellcheck disable=SC1091
+source "$work/minio/minio.env"
+ep=$SI_MINIO_ENDPOINT
+"$seed" put -endpoint "$ep" -bucket bench -prefix llm -checksum crc64nvme -part-size 64MiB "$data/llm"
+"$seed" put -endpoint "$ep" -bucket bench -prefix small -checksum crc64nvme "$data/smallset/small"
+
+# A clean environment for every tool: only the keys and endpoint.
+cleanenv=(env -i "PATH=$PATH" "HOME=$work/home" "AWS_ACCESS_KEY_ID=$SI_MINIO_ACCESS_KEY"
+  "AWS_SECRET_ACCESS_KEY=$SI_MINIO_SECRET_KEY" "AWS_DEFAULT_REGION=us-east-1")
+mkdir -p "$work/home"
+aws=/usr/bin/aws # Debian's awscli package, not a pyenv shim
+rclone_env=("RCLONE_CONFIG_BENCH_TYPE=s3" "RCLONE_CONFIG_BENCH_PROVIDER=Minio" "RCLONE_CONFIG_BENCH_ENDPOINT=$ep"
+  "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$SI_MINIO_ACCESS_KEY" "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$SI_MINIO_SECRET_KEY")
+
+results="$work/results.tsv"
+: >"$results"
+# measure DATASET TOOL CMD... : runs CMD $runs times into a fresh DEST ($dest).
+measure() {
+  local set=$1 tool=$2
+  shift 2
+  for i in $(seq 1 "$runs"); do
+    rm -rf "$work/dest" && mkdir -p "$work/dest" && sync
+    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/out" 2>&1 || { echo "bench: $tool failed:" >&2; tail -5 "$work/out" >&2; exit 1; }
+    read -r secs rss <"$work/time"
+    printf '%s\t%s\t%s\t%s\n' "$set" "$tool" "$secs" "$rss" >>"$results"
+    echo "bench: $set $tool run $i: ${secs}s, peak RSS $((rss / 1024)) MiB" >&2
+  done
+  rm -rf "$work/dest"
+}
+
+dest="$work/dest"
+for set in llm small; do
+  measure "$set" storage-initializer "${cleanenv[@]}" "AWS_ENDPOINT_URL=$ep" "$bin" --log-format json "s3://bench/$set" "$dest"
+  measure "$set" aws-cli "${cleanenv[@]}" "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors "s3://bench/$set" "$dest"
+  measure "$set" rclone "${cleanenv[@]}" "${rclone_env[@]}" rclone copy --transfers 16 --multi-thread-streams 8 "bench:bench/$set" "$dest"
+done
+
+size_llm=$(du -sb "$data/llm" | cut -f1)
+size_small=$(du -sb "$data/smallset/small" | cut -f1)
+python3 - "$results" "$size_llm" "$size_small" "$runs" <<'PY'
+import sys, statistics, collections, datetime, platform, os
+path, size_llm, size_small, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+rows = collections.defaultdict(list)
+rss = collections.defaultdict(int)
+for line in open(path):
+    s, tool, secs, kb = line.split()
+    rows[(s, tool)].append(float(secs)); rss[(s, tool)] = max(rss[(s, tool)], int(kb))
+names = {"llm": f"(a) 3 x {size_llm/3/2**30:.2f} GiB shards + tokenizer/config", "small": f"(b) {size_small//(256*1024)} x 256 KiB files"}
+sizes = {"llm": size_llm, "small": size_small}
+print(f"\nBenchmark {datetime.date.today()} on {platform.node()} ({os.cpu_count()} cores), MinIO on loopback, median of {runs} runs\n")
+print("| dataset | tool | median s | MiB/s | storage-initializer is faster by | peak RSS MiB |")
+print("|---|---|---:|---:|---:|---:|")
+for s in ("llm", "small"):
+    ours = statistics.median(rows[(s, "storage-initializer")])
+    for tool in ("storage-initializer", "aws-cli", "rclone"):
+        m = statistics.median(rows[(s, tool)])
+        ratio = "—" if tool == "storage-initializer" else f"{m/ours:.2f}x"
+        print(f"| {names[s]} | {tool} | {m:.2f} | {sizes[s]/2**20/m:.0f} | {ratio} | {rss[(s, tool)]/1024:.0f} |")
+PY
