@@ -83,9 +83,15 @@ func (fr *fileRun) crcAlg() checksum.Algorithm {
 func (fr *fileRun) open(root *os.Root) ([]int, error) {
 	fr.chunks = layoutChunks(fr.f, fr.chunkSize)
 	hdr := journalHeader{Version: 1, Path: fr.rel, Size: fr.f.Size, Identity: fr.f.Identity, Layout: layoutID(fr.chunks)}
-	jr, done, err := openJournal(root, fr.journalName(), hdr, len(fr.chunks))
-	if err != nil {
-		return nil, err
+	// A single-range file has nothing to resume partially: no journal,
+	// which saves two file operations per small file.
+	var jr *journal
+	done := make([]bool, len(fr.chunks))
+	if len(fr.chunks) > 1 {
+		var err error
+		if jr, done, err = openJournal(root, fr.journalName(), hdr, len(fr.chunks)); err != nil {
+			return nil, err
+		}
 	}
 	tmp, err := root.OpenFile(fr.tmpName(), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -321,9 +327,11 @@ func (fr *fileRun) commit(root *os.Root) error {
 		}
 		return fmt.Errorf("commit %s (a symlink in DEST pointing outside it is refused): %w", fr.rel, err)
 	}
-	fr.jr.close()
-	fr.jr = nil
-	_ = root.Remove(fr.journalName())
+	if fr.jr != nil {
+		fr.jr.close()
+		fr.jr = nil
+		_ = root.Remove(fr.journalName())
+	}
 	return nil
 }
 

@@ -79,10 +79,18 @@ func parseJournal(data []byte, hdr journalHeader, done []bool) bool {
 
 // markDone appends one chunk index; a single small O_APPEND write.
 func (j *journal) markDone(i int) error {
+	if j == nil {
+		return nil
+	}
 	if _, err := j.f.Write(append(strconv.AppendInt(nil, int64(i), 10), '\n')); err != nil {
 		return fmt.Errorf("write resume journal: %w", err)
 	}
 	return nil
 }
 
-func (j *journal) close() error { return j.f.Close() }
+func (j *journal) close() error {
+	if j == nil {
+		return nil
+	}
+	return j.f.Close()
+}
