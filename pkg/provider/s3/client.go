@@ -32,6 +32,7 @@ type client struct {
 	where string
 	// credSource says where credentials came from, never what they are.
 	credSource string
+	anonymous  bool
 }
 
 // newClient builds an S3 client from resolved settings. conns is the number
@@ -95,7 +96,7 @@ func newClient(ctx context.Context, s settings, conns int) (*client, error) {
 		o.BaseEndpoint = aws.String(s.Endpoint)
 		where = s.Endpoint
 	}
-	return &client{api: awss3.New(o), where: where, credSource: s.CredSource}, nil
+	return &client{api: awss3.New(o), where: where, credSource: s.CredSource, anonymous: s.Anonymous}, nil
 }
 
 // newHTTPClient returns the SDK's buildable client (the credential chain

@@ -3,6 +3,7 @@ package s3
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -53,6 +54,12 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	status, code, hdr := apiError(err)
 	tag := fmt.Sprintf(" [HTTP %d %s]", status, code)
 	if status == 0 {
+		// No response at all: keep the network error, drop the SDK's
+		// wrapping ("https response error StatusCode: 0, RequestID: …").
+		var ne *net.OpError
+		if errors.As(err, &ne) {
+			return &s3Error{msg: fmt.Sprintf("%s %s: cannot reach %s: %v", op, uri, c.where, ne), err: err}
+		}
 		return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
 	}
 	perm := func(format string, args ...any) error {
@@ -76,6 +83,9 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 			return perm("%s %s: bucket %s is in region %s: set AWS_DEFAULT_REGION=%s", op, uri, bucket, region, region)
 		}
 		return perm("%s %s at %s: wrong region or endpoint: set AWS_DEFAULT_REGION to the bucket's region", op, uri, c.where)
+	case status == http.StatusForbidden && c.anonymous:
+		return perm("%s %s: access denied at %s: the bucket does not allow anonymous reads; unset awsAnonymousCredential and provide credentials",
+			op, uri, c.where)
 	case status == http.StatusForbidden:
 		return perm("%s %s: access denied at %s: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and that they may read this bucket (credentials from %s)",
 			op, uri, c.where, c.credSource)
