@@ -6,7 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"regexp"
@@ -225,4 +228,41 @@ func Random(n int, seed int64) []byte {
 		}
 	}
 	return b
+}
+
+// CorruptingProxy starts a plain-HTTP reverse proxy to the server that
+// flips one bit in every GET response body whose URL path ends with
+// suffix, as a faulty disk, NIC or middlebox would, and returns its
+// endpoint. Signatures stay valid: the proxy keeps the Host header.
+func (m MinIOServer) CorruptingProxy(t testing.TB, suffix string) string {
+	t.Helper()
+	target, err := url.Parse(m.Endpoint)
+	if err != nil {
+		t.Fatalf("parse %s: %v", m.Endpoint, err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Method == http.MethodGet && strings.HasSuffix(r.Request.URL.Path, suffix) && r.StatusCode/100 == 2 {
+			r.Body = &bitFlipper{ReadCloser: r.Body}
+		}
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// bitFlipper flips the lowest bit of the first byte it passes on.
+type bitFlipper struct {
+	io.ReadCloser
+	done bool
+}
+
+func (b *bitFlipper) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 && !b.done {
+		p[0] ^= 1
+		b.done = true
+	}
+	return n, err
 }
