@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -49,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	defer log.Sync() //nolint:errcheck // best effort on exit
 
-	prog := progress.New(stderr, log, cfg.console, cfg.progressEvery)
+	prog := progress.New(stderr, log, cfg.console && isTerminal(2), cfg.progressEvery)
 	defer prog.Stop()
 	eng := engine.New(
 		engine.WithConcurrency(cfg.concurrency),
@@ -70,6 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		p, err := providers.forURI(src)
 		if err != nil {
 			return fail(cfg, log, stderr, err, exitUsage)
+		}
+		if err := os.MkdirAll(dest, 0o755); err != nil { // KServe creates each DEST first
+			return fail(cfg, log, stderr, fmt.Errorf("create destination %s: %w", dest, err), exitFail)
 		}
 		log.Info("fetching", zap.String("source", redactURI(src)), zap.String("dest", dest))
 		rep, err := p.Fetch(ctx, src, dest)
