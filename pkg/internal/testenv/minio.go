@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -230,26 +231,47 @@ func Random(n int, seed int64) []byte {
 	return b
 }
 
-// CorruptingProxy starts a plain-HTTP reverse proxy to the server that
-// flips one bit in every GET response body whose URL path ends with
-// suffix, as a faulty disk, NIC or middlebox would, and returns its
+// ProxyOptions shape a Proxy.
+type ProxyOptions struct {
+	// CorruptSuffix flips one bit in every GET response body whose URL
+	// path ends with it, as a faulty disk, NIC or middlebox would.
+	CorruptSuffix string
+	// BytesPerSecond throttles each response body (0: no limit), so a test
+	// can stop a download halfway.
+	BytesPerSecond int64
+}
+
+// Proxy starts a plain-HTTP reverse proxy to the server and returns its
 // endpoint. Signatures stay valid: the proxy keeps the Host header.
-func (m MinIOServer) CorruptingProxy(t testing.TB, suffix string) string {
+func (m MinIOServer) Proxy(t testing.TB, o ProxyOptions) string {
 	t.Helper()
 	target, err := url.Parse(m.Endpoint)
 	if err != nil {
 		t.Fatalf("parse %s: %v", m.Endpoint, err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a client killed mid-body is expected
 	rp.ModifyResponse = func(r *http.Response) error {
-		if r.Request.Method == http.MethodGet && strings.HasSuffix(r.Request.URL.Path, suffix) && r.StatusCode/100 == 2 {
+		if r.Request.Method != http.MethodGet || r.StatusCode/100 != 2 {
+			return nil
+		}
+		if o.CorruptSuffix != "" && strings.HasSuffix(r.Request.URL.Path, o.CorruptSuffix) {
 			r.Body = &bitFlipper{ReadCloser: r.Body}
+		}
+		if o.BytesPerSecond > 0 {
+			r.Body = &throttled{ReadCloser: r.Body, bps: o.BytesPerSecond}
 		}
 		return nil
 	}
 	srv := httptest.NewServer(rp)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// CorruptingProxy is a Proxy that corrupts GETs of paths ending in suffix.
+func (m MinIOServer) CorruptingProxy(t testing.TB, suffix string) string {
+	t.Helper()
+	return m.Proxy(t, ProxyOptions{CorruptSuffix: suffix})
 }
 
 // bitFlipper flips the lowest bit of the first byte it passes on.
@@ -265,4 +287,61 @@ func (b *bitFlipper) Read(p []byte) (int, error) {
 		b.done = true
 	}
 	return n, err
+}
+
+// throttled passes at most bps bytes per second, in 16 KiB steps.
+type throttled struct {
+	io.ReadCloser
+	bps int64
+}
+
+func (r *throttled) Read(p []byte) (int, error) {
+	if len(p) > 16<<10 {
+		p = p[:16<<10]
+	}
+	n, err := r.ReadCloser.Read(p)
+	time.Sleep(time.Duration(int64(n) * int64(time.Second) / r.bps))
+	return n, err
+}
+
+const mib = 1 << 20
+
+// SeedModel writes a model folder under prefix/ that exercises every
+// checksum flavour — single-part objects with CRC64NVME, CRC32C, SHA-256 or
+// none; 3-part multipart uploads with composite CRC32C and SHA-256,
+// full-object CRC64NVME and none; nested folders, an empty object — plus
+// what must not be fetched: a folder marker, a sibling prefix prefix-hf/
+// and a key prefix+"x". It returns the expected files by path relative to
+// the folder.
+func (m MinIOServer) SeedModel(t testing.TB, bucket, prefix string) map[string][]byte {
+	t.Helper()
+	parts := [][]byte{Random(5*mib, 1), Random(5*mib, 2), Random(mib+123, 3)}
+	whole := bytes.Join(parts, nil)
+	want := map[string][]byte{
+		"config.json":             []byte(`{"model":"tiny"}`),
+		"crc64.bin":               Random(300_001, 4),
+		"crc32c.bin":              Random(70_000, 5),
+		"sub/dir/sha256.bin":      Random(123_457, 6),
+		"sub/dir/deeper/tok.json": []byte(`{"tok":1}`),
+		"empty.txt":               {},
+		"multi/composite-crc32c":  whole,
+		"multi/composite-sha256":  whole,
+		"multi/full-crc64nvme":    whole,
+		"multi/none":              whole,
+	}
+	algs := map[string]types.ChecksumAlgorithm{
+		"crc64.bin": types.ChecksumAlgorithmCrc64nvme, "crc32c.bin": types.ChecksumAlgorithmCrc32c,
+		"sub/dir/sha256.bin": types.ChecksumAlgorithmSha256,
+	}
+	for _, rel := range []string{"config.json", "crc64.bin", "crc32c.bin", "sub/dir/sha256.bin", "sub/dir/deeper/tok.json", "empty.txt"} {
+		m.Put(t, bucket, prefix+"/"+rel, want[rel], algs[rel])
+	}
+	m.PutMultipart(t, bucket, prefix+"/multi/composite-crc32c", parts, types.ChecksumAlgorithmCrc32c, types.ChecksumTypeComposite)
+	m.PutMultipart(t, bucket, prefix+"/multi/composite-sha256", parts, types.ChecksumAlgorithmSha256, types.ChecksumTypeComposite)
+	m.PutMultipart(t, bucket, prefix+"/multi/full-crc64nvme", parts, types.ChecksumAlgorithmCrc64nvme, types.ChecksumTypeFullObject)
+	m.PutMultipart(t, bucket, prefix+"/multi/none", parts, "", "")
+	m.Put(t, bucket, prefix+"/sub/", nil, "") // folder marker
+	m.Put(t, bucket, prefix+"-hf/not-me.bin", []byte("sibling prefix"), "")
+	m.Put(t, bucket, prefix+"x", []byte("string prefix"), "")
+	return want
 }

@@ -1,7 +1,6 @@
 package s3_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -85,37 +84,10 @@ func algs(vs []checksum.Value) []string {
 	return out
 }
 
-// seedModel writes a model folder exercising every checksum flavour, plus
-// a sibling prefix and a folder marker, and returns the bodies by path.
+// seedModel seeds s3://bucket/model (see testenv.SeedModel).
 func seedModel(t *testing.T, m testenv.MinIOServer, bucket string) map[string][]byte {
 	t.Helper()
-	parts := [][]byte{testenv.Random(5*mib, 1), testenv.Random(5*mib, 2), testenv.Random(mib+123, 3)}
-	want := map[string][]byte{
-		"config.json":             []byte(`{"model":"tiny"}`),
-		"crc64.bin":               testenv.Random(300_001, 4),
-		"crc32c.bin":              testenv.Random(70_000, 5),
-		"sub/dir/sha256.bin":      testenv.Random(123_457, 6),
-		"empty.txt":               {},
-		"multi/composite-crc32c":  bytes.Join(parts, nil),
-		"multi/composite-sha256":  bytes.Join(parts, nil),
-		"multi/full-crc64nvme":    bytes.Join(parts, nil),
-		"multi/none":              bytes.Join(parts, nil),
-		"sub/dir/deeper/tok.json": []byte(`{"tok":1}`),
-	}
-	m.Put(t, bucket, "model/config.json", want["config.json"], "")
-	m.Put(t, bucket, "model/crc64.bin", want["crc64.bin"], types.ChecksumAlgorithmCrc64nvme)
-	m.Put(t, bucket, "model/crc32c.bin", want["crc32c.bin"], types.ChecksumAlgorithmCrc32c)
-	m.Put(t, bucket, "model/sub/dir/sha256.bin", want["sub/dir/sha256.bin"], types.ChecksumAlgorithmSha256)
-	m.Put(t, bucket, "model/sub/dir/deeper/tok.json", want["sub/dir/deeper/tok.json"], "")
-	m.Put(t, bucket, "model/empty.txt", nil, "")
-	m.Put(t, bucket, "model/sub/", nil, "") // folder marker
-	m.PutMultipart(t, bucket, "model/multi/composite-crc32c", parts, types.ChecksumAlgorithmCrc32c, types.ChecksumTypeComposite)
-	m.PutMultipart(t, bucket, "model/multi/composite-sha256", parts, types.ChecksumAlgorithmSha256, types.ChecksumTypeComposite)
-	m.PutMultipart(t, bucket, "model/multi/full-crc64nvme", parts, types.ChecksumAlgorithmCrc64nvme, types.ChecksumTypeFullObject)
-	m.PutMultipart(t, bucket, "model/multi/none", parts, "", "")
-	m.Put(t, bucket, "model-hf/not-me.bin", []byte("sibling prefix"), "")
-	m.Put(t, bucket, "modelx", []byte("string prefix"), "")
-	return want
+	return m.SeedModel(t, bucket, "model")
 }
 
 func TestPlanFolder(t *testing.T) {
