@@ -25,6 +25,13 @@ type s3Error struct {
 func (e *s3Error) Error() string { return e.msg }
 func (e *s3Error) Unwrap() error { return e.err }
 
+// regionError says the bucket lives in another AWS region; Plan retries
+// once in that region, as boto3 (KServe's initializer) does.
+type regionError struct {
+	s3Error
+	region string
+}
+
 // apiError extracts the HTTP status and S3 error code of an SDK error.
 // HEAD responses have no body, so their code is generic ("NotFound",
 // "Forbidden") and the status is what counts.
@@ -80,9 +87,15 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 			region = hdr.Get("X-Amz-Bucket-Region")
 		}
 		if region != "" {
-			return perm("%s %s: bucket %s is in region %s: set AWS_DEFAULT_REGION=%s", op, uri, bucket, region, region)
+			return engine.Permanent(&regionError{
+				s3Error: s3Error{msg: fmt.Sprintf("%s %s: bucket %s is in region %s: set AWS_DEFAULT_REGION=%s",
+					op, uri, bucket, region, region) + tag, err: err},
+				region: region,
+			})
 		}
 		return perm("%s %s at %s: wrong region or endpoint: set AWS_DEFAULT_REGION to the bucket's region", op, uri, c.where)
+	case code == "InvalidObjectState":
+		return perm("%s %s: the object is archived (Glacier or Deep Archive): restore it before fetching", op, uri)
 	case status == http.StatusForbidden && c.anonymous:
 		return perm("%s %s: access denied at %s: the bucket does not allow anonymous reads; unset awsAnonymousCredential and provide credentials",
 			op, uri, c.where)

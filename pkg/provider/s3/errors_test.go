@@ -60,6 +60,12 @@ func TestDescribeRegionRedirect(t *testing.T) {
 	err := c.describe(sdkError(301, "PermanentRedirect", http.Header{"X-Amz-Bucket-Region": {"eu-central-1"}}), "list", "s3://b/", "b")
 	assert.True(t, engine.IsPermanent(err))
 	assert.Contains(t, err.Error(), "set AWS_DEFAULT_REGION=eu-central-1")
+	var re *regionError
+	require.True(t, errors.As(err, &re), "Plan can follow the redirect")
+	assert.Equal(t, "eu-central-1", re.region)
+
+	err = c.describe(sdkError(403, "InvalidObjectState", nil), "read", "s3://b/k", "b")
+	assert.Contains(t, err.Error(), "restore it before fetching")
 }
 
 func TestDescribeRetryAfter(t *testing.T) {

@@ -9,8 +9,11 @@ package s3
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+
+	"go.uber.org/zap"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
@@ -74,6 +77,20 @@ func (p *Provider) Plan(ctx context.Context, src string) ([]engine.File, error) 
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("s3 configuration: %w", err))
 	}
+	files, err := p.planWith(ctx, s, loc)
+	var re *regionError
+	if errors.As(err, &re) && re.region != s.Region {
+		// The server told us where the bucket is (x-amz-bucket-region): follow
+		// it once instead of failing when no region was configured.
+		p.eng.Logger().Info("bucket is in another region; retrying there",
+			zap.String("bucket", loc.Bucket), zap.String("region", re.region))
+		s.Region = re.region
+		files, err = p.planWith(ctx, s, loc)
+	}
+	return files, err
+}
+
+func (p *Provider) planWith(ctx context.Context, s settings, loc location) ([]engine.File, error) {
 	c, err := newClient(ctx, s, p.eng.Concurrency())
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("s3 client: %w", err))
