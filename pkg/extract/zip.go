@@ -1,0 +1,124 @@
+package extract
+
+import (
+	"archive/zip"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// maxZipLink bounds a zip symlink's target (stored as the entry's data).
+const maxZipLink = 4096
+
+// Zip extracts the zip archive r (size bytes) into dst with the same rules
+// as Tar; zip archives have no hardlinks and no whiteouts. Each entry's
+// CRC-32 is checked as it is read.
+func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Options) (Stats, error) {
+	opts = opts.withDefaults()
+	var st Stats
+	pl, err := newPlacer(opts.Prefix, opts.Base)
+	if err != nil {
+		return st, err
+	}
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return st, fmt.Errorf("read zip: %w", err)
+	}
+	t := newTree(dst, opts, &st)
+	for _, f := range zr.File {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if err := t.count(); err != nil {
+			return st, err
+		}
+		if err := zipEntry(ctx, t, pl, f); err != nil {
+			return st, err
+		}
+	}
+	t.finish()
+	return st, nil
+}
+
+func zipEntry(ctx context.Context, t *tree, pl placer, f *zip.File) error {
+	// Zip writers on Windows store backslashes; a backslash in a name
+	// written on Unix is rare enough to treat the same way.
+	raw := strings.ReplaceAll(f.Name, `\`, "/")
+	name, err := cleanName(raw)
+	if err != nil {
+		return err
+	}
+	t.noteRoot(name)
+	rel, ok := pl.place(name)
+	if !ok {
+		return nil
+	}
+	if rel != "" {
+		if err := checkRel(rel); err != nil {
+			return err
+		}
+	}
+	mode := f.Mode()
+	switch {
+	case mode.IsDir() || strings.HasSuffix(raw, "/"):
+		return t.dir(rel, mode, f.Modified)
+	case mode&fs.ModeSymlink != 0:
+		if rel == "" || !t.keep(rel) {
+			return nil
+		}
+		target, err := zipLinkTarget(f)
+		if err != nil {
+			return err
+		}
+		fixed, why := pl.linkTarget(rel, target)
+		if why != "" {
+			t.skip(f.Name, why)
+			return nil
+		}
+		return t.symlink(rel, fixed)
+	case mode.IsRegular():
+		if rel == "" || !t.keep(rel) {
+			return nil
+		}
+		n := int64(f.UncompressedSize64)
+		if err := t.reserve(n); err != nil {
+			return err
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return fmt.Errorf("open %s in zip: %w", f.Name, err)
+		}
+		defer rc.Close()
+		if err := t.file(ctx, rel, rc, n, mode, f.Modified); err != nil {
+			return err
+		}
+		// Reading to EOF makes archive/zip check the CRC-32 and that the
+		// entry holds no more than its declared size.
+		if _, err := io.Copy(io.Discard, io.LimitReader(rc, 1)); err != nil {
+			return fmt.Errorf("read %s in zip: %w", f.Name, err)
+		}
+		return nil
+	default:
+		t.skip(f.Name, "not a file, folder or symlink ("+mode.Type().String()+")")
+		return nil
+	}
+}
+
+func zipLinkTarget(f *zip.File) (string, error) {
+	if f.UncompressedSize64 > maxZipLink {
+		return "", fmt.Errorf("%w: symlink %s has a %d-byte target", ErrUnsafe, f.Name, f.UncompressedSize64)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return "", fmt.Errorf("open %s in zip: %w", f.Name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxZipLink+1))
+	if err != nil {
+		return "", fmt.Errorf("read symlink %s in zip: %w", f.Name, err)
+	}
+	return string(b), nil
+}
