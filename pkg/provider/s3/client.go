@@ -33,6 +33,7 @@ type client struct {
 	// credSource says where credentials came from, never what they are.
 	credSource string
 	anonymous  bool
+	region     string
 }
 
 // newClient builds an S3 client from resolved settings. conns is the number
@@ -96,7 +97,7 @@ func newClient(ctx context.Context, s settings, conns int) (*client, error) {
 		o.BaseEndpoint = aws.String(s.Endpoint)
 		where = s.Endpoint
 	}
-	return &client{api: awss3.New(o), where: where, credSource: s.CredSource, anonymous: s.Anonymous}, nil
+	return &client{api: awss3.New(o), where: where, credSource: s.CredSource, anonymous: s.Anonymous, region: region}, nil
 }
 
 // newHTTPClient returns the SDK's buildable client (the credential chain

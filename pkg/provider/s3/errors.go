@@ -81,18 +81,14 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	case code == "SignatureDoesNotMatch":
 		return perm("%s %s: the secret key does not match the access key at %s: check AWS_SECRET_ACCESS_KEY (credentials from %s)",
 			op, uri, c.where, c.credSource)
+	case wrongRegion(status, hdr, c.region):
+		region := hdr.Get("X-Amz-Bucket-Region")
+		return engine.Permanent(&regionError{
+			s3Error: s3Error{msg: fmt.Sprintf("%s %s: bucket %s is in region %s: set AWS_DEFAULT_REGION=%s",
+				op, uri, bucket, region, region) + tag, err: err},
+			region: region,
+		})
 	case code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect" || status == http.StatusMovedPermanently:
-		region := ""
-		if hdr != nil {
-			region = hdr.Get("X-Amz-Bucket-Region")
-		}
-		if region != "" {
-			return engine.Permanent(&regionError{
-				s3Error: s3Error{msg: fmt.Sprintf("%s %s: bucket %s is in region %s: set AWS_DEFAULT_REGION=%s",
-					op, uri, bucket, region, region) + tag, err: err},
-				region: region,
-			})
-		}
 		return perm("%s %s at %s: wrong region or endpoint: set AWS_DEFAULT_REGION to the bucket's region", op, uri, c.where)
 	case code == "InvalidObjectState":
 		return perm("%s %s: the object is archived (Glacier or Deep Archive): restore it before fetching", op, uri)
@@ -135,6 +131,15 @@ func retryAfter(h http.Header) (time.Duration, bool) {
 		return max(time.Until(t), 0), true
 	}
 	return 0, false
+}
+
+// wrongRegion reports a redirect (301, 307, or 400 for HEAD, which has no
+// body to carry a code) that names another region for the bucket.
+func wrongRegion(status int, hdr http.Header, region string) bool {
+	if hdr == nil || hdr.Get("X-Amz-Bucket-Region") == "" || hdr.Get("X-Amz-Bucket-Region") == region {
+		return false
+	}
+	return status == http.StatusMovedPermanently || status == http.StatusTemporaryRedirect || status == http.StatusBadRequest
 }
 
 // isNotFound reports a missing key (or, for HEAD, a missing bucket).

@@ -56,13 +56,19 @@ func TestDescribe(t *testing.T) {
 }
 
 func TestDescribeRegionRedirect(t *testing.T) {
-	c := &client{where: "AWS S3 (us-east-1)"}
+	c := &client{where: "AWS S3 (us-east-1)", region: "us-east-1"}
 	err := c.describe(sdkError(301, "PermanentRedirect", http.Header{"X-Amz-Bucket-Region": {"eu-central-1"}}), "list", "s3://b/", "b")
 	assert.True(t, engine.IsPermanent(err))
 	assert.Contains(t, err.Error(), "set AWS_DEFAULT_REGION=eu-central-1")
 	var re *regionError
 	require.True(t, errors.As(err, &re), "Plan can follow the redirect")
 	assert.Equal(t, "eu-central-1", re.region)
+
+	err = c.describe(sdkError(400, "BadRequest", http.Header{"X-Amz-Bucket-Region": {"eu-central-1"}}), "read", "s3://b/k", "b")
+	require.True(t, errors.As(err, &re), "a HEAD in the wrong region is a 400 without code")
+
+	err = c.describe(sdkError(400, "BadRequest", http.Header{"X-Amz-Bucket-Region": {"us-east-1"}}), "read", "s3://b/k", "b")
+	require.False(t, errors.As(err, &re), "the header naming our own region is no redirect")
 
 	err = c.describe(sdkError(403, "InvalidObjectState", nil), "read", "s3://b/k", "b")
 	assert.Contains(t, err.Error(), "restore it before fetching")
