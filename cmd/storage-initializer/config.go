@@ -40,6 +40,10 @@ type config struct {
 	pvcRoot, pvcMode, manifest string
 	platform, caBundle         string
 	insecureRegistry           bool
+
+	// node cache
+	cacheDir      string
+	cacheMaxBytes int64
 }
 
 // envFlag pairs a flag with the environment variable that sets its default.
@@ -65,6 +69,8 @@ var flagEnv = []envFlag{
 	{"platform", "STORAGE_INITIALIZER_PLATFORM"},
 	{"ca-bundle", "STORAGE_INITIALIZER_CA_BUNDLE"},
 	{"insecure-registry", "KSERVE_OCI_INSECURE_REGISTRY"},
+	{"cache-dir", "STORAGE_CACHE_DIR"},
+	{"cache-max-bytes", "STORAGE_CACHE_MAX_BYTES"},
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -72,7 +78,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs := pflag.NewFlagSet("storage-initializer", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
-	var chunk, verify string
+	var chunk, verify, cacheMax string
 	var include, exclude []string
 	fs.IntVar(&cfg.concurrency, "concurrency", engine.DefaultConcurrency, "requests in flight across all files")
 	fs.StringVar(&chunk, "chunk-size", "16MiB", "size of each ranged read (e.g. 8MiB, 32MiB)")
@@ -92,6 +98,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&cfg.platform, "platform", "", "platform to pick from a multi-arch OCI index (default linux/<this arch>)")
 	fs.StringVar(&cfg.caBundle, "ca-bundle", "", "PEM file of extra CAs to trust for OCI registries")
 	fs.BoolVar(&cfg.insecureRegistry, "insecure-registry", false, "allow plain http and unverified TLS for OCI registries")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "node-local cache folder shared by pods (hostPath); empty: no cache")
+	fs.StringVar(&cacheMax, "cache-max-bytes", "0", "bound on the cache size, e.g. 200GiB (least recently used entries are evicted); 0: no bound")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, usageLine)
@@ -126,6 +134,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	var err error
 	if cfg.chunkSize, err = parseBytes(chunk); err != nil || cfg.chunkSize < 64<<10 {
 		return cfg, &usageError{fmt.Sprintf("invalid --chunk-size %q: want a size of at least 64KiB, e.g. 16MiB", chunk)}
+	}
+	if cacheMax != "0" {
+		if cfg.cacheMaxBytes, err = parseBytes(cacheMax); err != nil {
+			return cfg, &usageError{fmt.Sprintf("invalid --cache-max-bytes %q: want a size such as 200GiB, or 0", cacheMax)}
+		}
 	}
 	switch v := engine.VerifyMode(verify); v {
 	case engine.VerifyAuto, engine.VerifyStrict, engine.VerifySize:

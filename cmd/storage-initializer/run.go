@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	prog := progress.New(stderr, log, cfg.console && isTerminal(2), cfg.progressEvery)
 	defer prog.Stop()
-	eng := engine.New(
+	opts := []engine.Option{
 		engine.WithConcurrency(cfg.concurrency),
 		engine.WithChunkSize(cfg.chunkSize),
 		engine.WithVerify(cfg.verify),
@@ -61,7 +61,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		engine.WithLogger(log),
 		engine.WithObserver(prog),
 		engine.WithFilter(cfg.filter),
-	)
+	}
+	if cfg.cacheDir != "" {
+		// A cache is an accelerator: an unusable one is a warning, never a failure.
+		if c, err := engine.OpenCache(cfg.cacheDir, cfg.cacheMaxBytes); err != nil {
+			log.Warn("node cache disabled; downloading directly", zap.String("error", err.Error()))
+		} else {
+			defer c.Close()
+			opts = append(opts, engine.WithCache(c))
+		}
+	}
+	eng := engine.New(opts...)
 	providers := newProviders(eng, cfg, getenv)
 
 	start := time.Now()

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
@@ -32,12 +34,17 @@ type run struct {
 	bg     sync.WaitGroup // finalizers and re-queues
 }
 
-// job is one unit of work for a worker: a chunk to fetch, or an existing
-// file to verify (chunk == -1).
+// job is one unit of work for a worker: a chunk to fetch, an existing file
+// to verify (jobVerify), or a file to look up in the node cache (jobCache).
 type job struct {
 	fr    *fileRun
 	chunk int
 }
+
+const (
+	jobVerify = -1
+	jobCache  = -2
+)
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
@@ -107,6 +114,9 @@ func (e *Engine) Fetch(ctx context.Context, dest string, files []File) (*Report,
 			return nil, fmt.Errorf("interrupted; rerun with the same arguments to resume: %w", failure)
 		}
 		return nil, failure
+	}
+	if e.cache != nil {
+		e.cache.evict(e.log)
 	}
 	removeStateDirIfEmpty(root)
 	r.report.Bytes = total
@@ -195,7 +205,18 @@ func (r *run) send(j job) bool {
 // which bounds the number of files (and descriptors) open at once.
 func (r *run) startFile(fr *fileRun) {
 	if fi, err := r.root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
-		r.send(job{fr: fr, chunk: -1}) // verify the existing file in a worker
+		r.send(job{fr: fr, chunk: jobVerify}) // verify the existing file in a worker
+		return
+	}
+	r.fetch(fr)
+}
+
+// fetch gets a file that is not in DEST: through the node cache when there
+// is one (the lookup may wait on another process, so it runs in a worker),
+// else directly.
+func (r *run) fetch(fr *fileRun) {
+	if r.e.cache != nil && cacheable(fr) {
+		r.send(job{fr: fr, chunk: jobCache})
 		return
 	}
 	r.begin(fr)
@@ -203,7 +224,16 @@ func (r *run) startFile(fr *fileRun) {
 
 // begin opens the temp file and queues the missing chunks.
 func (r *run) begin(fr *fileRun) {
-	missing, err := fr.open(r.root)
+	if fr.store == nil {
+		fr.store = r.root
+	}
+	missing, err := fr.open()
+	if err != nil && fr.cache != nil {
+		// A full or broken cache never fails a download: go direct.
+		r.e.log.Warn("node cache unusable for this file; downloading directly", zap.String("path", fr.rel), zap.String("error", err.Error()))
+		r.leaveCache(fr)
+		missing, err = fr.open()
+	}
 	if err != nil {
 		r.fail(fmt.Errorf("prepare %s: %w", fr.rel, err))
 		return
@@ -228,8 +258,12 @@ func (r *run) work() {
 		case <-r.ctx.Done():
 			return
 		case j := <-r.jobs:
-			if j.chunk < 0 {
+			switch j.chunk {
+			case jobVerify:
 				r.checkExisting(j.fr)
+				continue
+			case jobCache:
+				r.viaCache(j.fr)
 				continue
 			}
 			if err := r.fetchChunk(j.fr, j.chunk); err != nil {
@@ -254,7 +288,7 @@ func (r *run) checkExisting(fr *fileRun) {
 		return
 	}
 	// Queue from another goroutine: a worker must not block on the queue.
-	r.bg.Go(func() { r.begin(fr) })
+	r.bg.Go(func() { r.fetch(fr) })
 }
 
 func digestOf(fr *fileRun) string {
@@ -337,7 +371,7 @@ func (r *run) finalize(fr *fileRun) {
 	if errors.As(err, &mm) && !fr.retried {
 		fr.retried = true
 		r.e.log.Sugar().Warnw("checksum mismatch; fetching the file again", "file", fr.rel, "error", err.Error())
-		missing, rerr := fr.reset(r.root)
+		missing, rerr := fr.reset()
 		if rerr != nil {
 			r.fail(fmt.Errorf("refetch %s: %w", fr.rel, rerr))
 			return
@@ -353,19 +387,28 @@ func (r *run) finalize(fr *fileRun) {
 		r.fail(fmt.Errorf("%w (after one refetch): the object is corrupt at the source or changed; check it or re-upload", err))
 		return
 	}
-	if err := fr.commit(r.root); err != nil {
+	res := FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusDownloaded, Verified: fr.chk.describe(),
+		Digest: digest, Fetched: fr.fetched.Load()}
+	if fr.resumed {
+		res.Status = StatusResumed
+	}
+	if fr.cache != nil {
+		res.Cache = "miss"
+		if fr.resumed {
+			res.Cache = "partial"
+		}
+		err = r.commitViaCache(fr)
+	} else {
+		err = fr.commit(r.root)
+	}
+	if err != nil {
 		r.fail(err)
 		return
 	}
 	r.mu.Lock()
 	delete(r.open, fr)
 	r.mu.Unlock()
-	status := StatusDownloaded
-	if fr.resumed {
-		status = StatusResumed
-	}
-	r.finish(fr, FileResult{Path: fr.rel, Size: fr.f.Size, Status: status, Verified: fr.chk.describe(),
-		Digest: digest, Fetched: fr.fetched.Load()})
+	r.finish(fr, res)
 }
 
 func (r *run) finish(fr *fileRun, res FileResult) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -25,6 +24,12 @@ type fileRun struct {
 	chunkSize int64
 	chunks    []chunk // laid out when the file is opened
 
+	// store holds the temp file and journal: DEST, or the node cache when
+	// the file goes through it (cache != nil).
+	store  *os.Root
+	tmpDir string
+	cache  *cacheUse
+
 	tmp     *os.File
 	jr      *journal
 	hasher  *seqHasher
@@ -40,12 +45,28 @@ type fileRun struct {
 }
 
 func newFileRun(f File, rel string, chk check, chunkSize int64) *fileRun {
-	sum := sha256.Sum256([]byte(rel))
-	return &fileRun{f: f, rel: rel, chk: chk, base: hex.EncodeToString(sum[:16]), chunkSize: chunkSize}
+	return &fileRun{f: f, rel: rel, chk: chk, base: tmpBase(rel), chunkSize: chunkSize, tmpDir: StateDir}
 }
 
-func (fr *fileRun) tmpName() string     { return path.Join(StateDir, fr.base+".part") }
-func (fr *fileRun) journalName() string { return path.Join(StateDir, fr.base+".journal") }
+// tmpBase names the temp file and journal of rel in DEST's state folder.
+func tmpBase(rel string) string {
+	sum := sha256.Sum256([]byte(rel))
+	return hex.EncodeToString(sum[:16])
+}
+
+// cacheUse is a file's claim on a node-cache entry.
+type cacheUse struct {
+	key  string
+	lock *cacheLock
+}
+
+func (fr *fileRun) tmpName() string     { return path.Join(fr.tmpDir, fr.base+".part") }
+func (fr *fileRun) journalName() string { return path.Join(fr.tmpDir, fr.base+".journal") }
+
+// useStore points the temp file and journal at root/dir under name base.
+func (fr *fileRun) useStore(root *os.Root, dir, base string) {
+	fr.store, fr.tmpDir, fr.base = root, dir, base
+}
 
 // stamp identifies the verified content, recorded on the committed file.
 func (fr *fileRun) stamp() string {
@@ -80,7 +101,8 @@ func (fr *fileRun) crcAlg() checksum.Algorithm {
 
 // open prepares the temporary file and journal; it returns the indices of
 // the chunks still to fetch.
-func (fr *fileRun) open(root *os.Root) ([]int, error) {
+func (fr *fileRun) open() ([]int, error) {
+	root := fr.store
 	fr.chunks = layoutChunks(fr.f, fr.chunkSize)
 	hdr := journalHeader{Version: 1, Path: fr.rel, Size: fr.f.Size, Identity: fr.f.Identity, Layout: layoutID(fr.chunks)}
 	// A single-range file has nothing to resume partially: no journal,
@@ -175,8 +197,17 @@ func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
 	return complete, fr.jr.markDone(i)
 }
 
-// close releases the file handles, keeping the temp file and journal for resume.
+// close releases the file handles and any cache lock, keeping the temp
+// file and journal for resume.
 func (fr *fileRun) close() {
+	fr.closeFiles()
+	if fr.cache != nil {
+		fr.cache.lock.unlock()
+		fr.cache.lock = nil
+	}
+}
+
+func (fr *fileRun) closeFiles() {
 	if fr.hasher != nil {
 		fr.hasher.stop()
 	}
@@ -191,13 +222,13 @@ func (fr *fileRun) close() {
 }
 
 // reset discards everything written so the file is fetched again from scratch.
-func (fr *fileRun) reset(root *os.Root) ([]int, error) {
-	fr.close()
-	_ = root.Remove(fr.journalName())
-	_ = root.Remove(fr.tmpName())
+func (fr *fileRun) reset() ([]int, error) {
+	fr.closeFiles()
+	_ = fr.store.Remove(fr.journalName())
+	_ = fr.store.Remove(fr.tmpName())
 	fr.frontier, fr.resumed, fr.hasher = 0, false, nil
 	fr.fetched.Store(0)
-	return fr.open(root)
+	return fr.open()
 }
 
 // computed returns the checksum of what was written, from per-chunk CRCs or
@@ -304,13 +335,21 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
 	return true
 }
 
-// commit gives the verified temporary file its final name.
-func (fr *fileRun) commit(root *os.Root) error {
-	mode := fr.f.Mode.Perm()
-	if mode == 0 {
-		mode = 0o644
+// fileMode is the mode a committed file gets: the source's permission bits
+// (0644 when unknown), group-readable because model servers run with a
+// random UID and GID 0, never setuid/setgid/sticky.
+func fileMode(m fs.FileMode) fs.FileMode {
+	m = m.Perm()
+	if m == 0 {
+		m = 0o644
 	}
-	if err := fr.tmp.Chmod(mode | 0o040); err != nil { // group-readable: model servers run with GID 0
+	return m | 0o040
+}
+
+// seal closes the verified temporary file with its final mode, mtime and
+// verification stamp.
+func (fr *fileRun) seal(mode fs.FileMode) error {
+	if err := fr.tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("set mode of %s: %w", fr.rel, err)
 	}
 	writeStamp(fr.tmp, fr.stamp())
@@ -319,18 +358,23 @@ func (fr *fileRun) commit(root *os.Root) error {
 	}
 	fr.tmp = nil
 	if !fr.f.ModTime.IsZero() {
-		_ = root.Chtimes(fr.tmpName(), fr.f.ModTime, fr.f.ModTime)
-	}
-	if err := replace(root, fr.tmpName(), fr.rel); err != nil {
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, os.ErrInvalid) {
-			return fmt.Errorf("commit %s: %w", fr.rel, err)
-		}
-		return fmt.Errorf("commit %s (a symlink in DEST pointing outside it is refused): %w", fr.rel, err)
+		_ = fr.store.Chtimes(fr.tmpName(), fr.f.ModTime, fr.f.ModTime)
 	}
 	if fr.jr != nil {
 		fr.jr.close()
 		fr.jr = nil
-		_ = root.Remove(fr.journalName())
+		_ = fr.store.Remove(fr.journalName())
+	}
+	return nil
+}
+
+// commit gives the verified temporary file its final name in DEST.
+func (fr *fileRun) commit(dest *os.Root) error {
+	if err := fr.seal(fileMode(fr.f.Mode)); err != nil {
+		return err
+	}
+	if err := replace(dest, fr.tmpName(), fr.rel); err != nil {
+		return fmt.Errorf("commit %s (a symlink in DEST pointing outside it is refused): %w", fr.rel, err)
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ type Engine struct {
 	log         *zap.Logger
 	observer    Observer
 	filter      func(rel string) bool
+	cache       *Cache
 }
 
 // Option configures an Engine.

@@ -85,6 +85,7 @@ const (
 	StatusDownloaded Status = "downloaded" // fetched in full
 	StatusResumed    Status = "resumed"    // continued from a journal
 	StatusPresent    Status = "present"    // already complete in DEST, not fetched
+	StatusCached     Status = "cached"     // materialised from the node cache, not fetched
 )
 
 // FileResult is the integrity record of one committed file.
@@ -95,6 +96,7 @@ type FileResult struct {
 	Verified string `json:"verified"`         // e.g. "crc64nvme", "sha256 (composite of 3 parts)", "size only"
 	Digest   string `json:"digest,omitempty"` // the verified value as the source prints it
 	Fetched  int64  `json:"fetched_bytes"`    // bytes read from the source for this file (retries included)
+	Cache    string `json:"cache,omitempty"`  // node cache: "hit (hardlink|reflink|copy)", "miss" or "partial"
 }
 
 // Report summarises one Fetch.
