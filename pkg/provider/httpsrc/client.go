@@ -1,0 +1,70 @@
+package httpsrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// newClient returns a client whose pool keeps a connection per request the
+// engine runs at once, so ranges do not pay a new handshake each. Proxies
+// come from HTTP_PROXY, HTTPS_PROXY and NO_PROXY (read from the process
+// environment by net/http). There is no overall timeout: bodies can be
+// hundreds of GiB; stalls are caught by the engine's read timeout.
+func newClient(conns int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = http.ProxyFromEnvironment
+	tr.MaxIdleConnsPerHost = max(conns, 2)
+	tr.MaxIdleConns = max(conns*2, 100)
+	// Bytes are stored as served: a transparently decompressed body would
+	// not match Content-Length, ranges or the expected digest.
+	tr.DisableCompression = true
+	tr.ResponseHeaderTimeout = time.Minute
+	return &http.Client{Transport: tr}
+}
+
+// request holds what every request of one source carries.
+type request struct {
+	c   *http.Client
+	t   target
+	hdr http.Header // from <host>-headers
+	// hdrVar names that variable when set, for 401/403 messages.
+	hdrVar string
+}
+
+// do sends one request; extra sets per-request headers (Range, If-Match…).
+func (r *request) do(ctx context.Context, method string, extra http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, r.t.url.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, r.t.display, err)
+	}
+	for k, v := range r.hdr {
+		req.Header[k] = v
+	}
+	for k, v := range extra {
+		req.Header[k] = v
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := r.c.Do(req)
+	if err != nil {
+		// *url.Error repeats the URL with its query string (a presigned
+		// URL's signature): keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%s %s: %w", method, r.t.display, err)
+	}
+	return resp, nil
+}
+
+// discard closes a response body we do not read, draining a little so the
+// connection can be reused.
+func discard(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+}

@@ -1,0 +1,68 @@
+package httpsrc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+)
+
+// loader reads byte ranges of one URL for the engine, pinned to the version
+// seen by the probe.
+type loader struct {
+	r *request
+	m remote
+}
+
+// Load implements engine.Loader: one GET per call; the whole file is asked
+// for without a Range header (servers without range support).
+func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Reader) error) error {
+	if length == 0 {
+		return fn(strings.NewReader("")) // a zero-length Range is invalid HTTP
+	}
+	whole := offset == 0 && length == l.m.size
+	h := http.Header{}
+	if !whole {
+		h.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	}
+	l.m.pin(h)
+	resp, err := l.r.do(ctx, http.MethodGet, h)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		start, end, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if ok && total >= 0 && total != l.m.size {
+			return l.r.changed(fmt.Sprintf("size %d first, now %d", l.m.size, total))
+		}
+		if !ok || start != offset || end != offset+length-1 {
+			return fmt.Errorf("GET %s bytes %d-%d: server sent Content-Range %q", l.r.t.display, offset, offset+length-1,
+				resp.Header.Get("Content-Range"))
+		}
+	case http.StatusOK:
+		if !whole {
+			return engine.Permanent(fmt.Errorf("GET %s: %w: it advertised byte ranges (Accept-Ranges: bytes) but sent the whole file; "+
+				"a proxy in between may strip Range: fix the server or proxy", l.r.t.display, errRangeIgnored))
+		}
+	case http.StatusPreconditionFailed:
+		return l.r.changed("the server's If-Match/If-Unmodified-Since check failed")
+	case http.StatusRequestedRangeNotSatisfiable:
+		return l.r.changed(fmt.Sprintf("it is now shorter than %d bytes", l.m.size))
+	default:
+		return l.r.statusError(http.MethodGet, resp)
+	}
+	if err := l.m.check(l.r, resp); err != nil {
+		return err
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != length {
+		// Never hand fn a body that is not the range asked for; retryable.
+		return fmt.Errorf("GET %s bytes %d-%d: server sent %d bytes, want %d", l.r.t.display, offset, offset+length-1,
+			resp.ContentLength, length)
+	}
+	return fn(resp.Body)
+}

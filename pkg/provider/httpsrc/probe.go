@@ -1,0 +1,144 @@
+package httpsrc
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// probeTimeout bounds each metadata request.
+const probeTimeout = time.Minute
+
+// remote is what the server says about the file before the download.
+type remote struct {
+	size    int64 // -1 when unknown (chunked responses)
+	ranges  bool  // byte ranges are served
+	etag    string
+	lastMod string
+	modTime time.Time
+}
+
+// strongETag is an ETag usable with If-Match (weak ones never match).
+func (m remote) strongETag() string {
+	if m.etag == "" || strings.HasPrefix(m.etag, "W/") {
+		return ""
+	}
+	return m.etag
+}
+
+// identity names this version for the engine's resume journal.
+func (m remote) identity() string {
+	switch {
+	case m.etag != "":
+		return "etag " + m.etag
+	case m.lastMod != "":
+		return "last-modified " + m.lastMod
+	}
+	return ""
+}
+
+// pin asks the server to answer only for the version first seen: If-Match
+// with a strong ETag, else If-Unmodified-Since.
+func (m remote) pin(h http.Header) {
+	if e := m.strongETag(); e != "" {
+		h.Set("If-Match", e)
+	} else if m.lastMod != "" {
+		h.Set("If-Unmodified-Since", m.lastMod)
+	}
+}
+
+// check compares a response's validators with the first ones seen.
+func (m remote) check(r *request, resp *http.Response) error {
+	if e := resp.Header.Get("ETag"); m.etag != "" && e != "" && e != m.etag {
+		return r.changed(fmt.Sprintf("ETag %s first, now %s", m.etag, e))
+	}
+	if lm := resp.Header.Get("Last-Modified"); m.lastMod != "" && lm != "" && lm != m.lastMod {
+		return r.changed(fmt.Sprintf("Last-Modified %s first, now %s", m.lastMod, lm))
+	}
+	return nil
+}
+
+// probe learns size, range support and validators: HEAD, or, when HEAD is
+// refused (405, 501, or 403 from a URL presigned for GET only), a GET of the
+// first byte.
+func (r *request) probe(ctx context.Context) (remote, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	resp, err := r.do(ctx, http.MethodHead, nil)
+	if err != nil {
+		return remote{}, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		m := validators(resp)
+		m.size = resp.ContentLength
+		m.ranges = strings.Contains(strings.ToLower(resp.Header.Get("Accept-Ranges")), "bytes")
+		return m, nil
+	}
+	resp, err = r.do(ctx, http.MethodGet, http.Header{"Range": {"bytes=0-0"}})
+	if err != nil {
+		return remote{}, err
+	}
+	defer discard(resp)
+	m := validators(resp)
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		_, _, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || total < 0 {
+			return remote{}, fmt.Errorf("GET %s: unusable Content-Range %q", r.t.display, resp.Header.Get("Content-Range"))
+		}
+		m.size, m.ranges = total, true
+	case http.StatusOK:
+		m.size = resp.ContentLength
+	case http.StatusRequestedRangeNotSatisfiable:
+		// The only file without a first byte is an empty one.
+		if resp.Header.Get("Content-Range") != "bytes */0" {
+			return remote{}, r.statusError(http.MethodGet, resp)
+		}
+		m.size = 0
+	default:
+		return remote{}, r.statusError(http.MethodGet, resp)
+	}
+	return m, nil
+}
+
+func validators(resp *http.Response) remote {
+	m := remote{etag: resp.Header.Get("ETag"), lastMod: resp.Header.Get("Last-Modified")}
+	if t, err := http.ParseTime(m.lastMod); err == nil {
+		m.modTime = t
+	}
+	return m
+}
+
+// parseContentRange reads "bytes START-END/TOTAL" (TOTAL may be "*": -1).
+func parseContentRange(v string) (start, end, total int64, ok bool) {
+	rest, found := strings.CutPrefix(v, "bytes ")
+	if !found {
+		return 0, 0, 0, false
+	}
+	rng, tot, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, 0, false
+	}
+	a, b, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, 0, false
+	}
+	var err error
+	if start, err = strconv.ParseInt(a, 10, 64); err != nil {
+		return 0, 0, 0, false
+	}
+	if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
+		return 0, 0, 0, false
+	}
+	total = -1
+	if tot != "*" {
+		if total, err = strconv.ParseInt(tot, 10, 64); err != nil {
+			return 0, 0, 0, false
+		}
+	}
+	return start, end, total, true
+}
