@@ -2,6 +2,8 @@ package httpsrc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -29,15 +31,27 @@ func (m remote) strongETag() string {
 	return m.etag
 }
 
-// identity names this version for the engine's resume journal.
-func (m remote) identity() string {
+// identity names this version for the engine's resume journal, the stamp
+// on the committed file and the node cache's key: the URL (its query only
+// as a hash: it may hold a signature, and the stamp is stored on disk) and
+// the validator. Without a validator there is no identity, so such a file
+// never comes from the cache.
+func (m remote) identity(t target) string {
+	v := ""
 	switch {
 	case m.etag != "":
-		return "etag " + m.etag
+		v = "etag " + m.etag
 	case m.lastMod != "":
-		return "last-modified " + m.lastMod
+		v = "last-modified " + m.lastMod
+	default:
+		return ""
 	}
-	return ""
+	id := "url " + t.display
+	if q := t.url.RawQuery; q != "" {
+		sum := sha256.Sum256([]byte(q))
+		id += "?sha256:" + hex.EncodeToString(sum[:8])
+	}
+	return id + " " + v
 }
 
 // pin asks the server to answer only for the version first seen: If-Match

@@ -114,7 +114,7 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 // when it is an archive.
 func (p *Provider) viaEngine(ctx context.Context, r *request, m remote, dest, kind string) (*engine.Report, error) {
 	f := engine.File{Path: r.t.name, Size: m.size, ModTime: m.modTime, Expect: r.t.expect,
-		Identity: m.identity(), Source: &loader{r: r, m: m}}
+		Identity: m.identity(r.t), Source: &loader{r: r, m: m}}
 	rep, err := p.eng.Fetch(ctx, dest, []engine.File{f})
 	if err != nil || len(rep.Files) == 0 {
 		return rep, err // an error, or a file the patterns drop

@@ -80,3 +80,15 @@ func TestParseContentRange(t *testing.T) {
 		assert.False(t, ok, v)
 	}
 }
+
+func TestIdentityNamesURLAndVersionWithoutTheQuery(t *testing.T) {
+	a, err := parseTarget("https://h/m.bin?sig=secret1")
+	require.NoError(t, err)
+	b, err := parseTarget("https://other/m.bin?sig=secret1")
+	require.NoError(t, err)
+	m := remote{etag: `"123-abc"`}
+	assert.NotEqual(t, m.identity(a), m.identity(b), "the same ETag on two servers is two files")
+	assert.Contains(t, m.identity(a), `https://h/m.bin?sha256:`)
+	assert.NotContains(t, m.identity(a), "secret1", "the identity is stored on disk")
+	assert.Empty(t, remote{}.identity(a), "no validator, no identity")
+}

@@ -26,7 +26,7 @@ func (p *Provider) copy(ctx context.Context, t *tree, dest string, m manifest) (
 			Size:     n.info.Size(),
 			Mode:     n.info.Mode().Perm(),
 			ModTime:  n.info.ModTime(),
-			Identity: identity(n.info),
+			Identity: identity(n.real, n.info),
 			Source:   &fileLoader{path: n.real, size: n.info.Size(), mtime: n.info.ModTime()},
 		}
 		if v, ok := m.sums[n.rel]; ok {
@@ -38,13 +38,15 @@ func (p *Provider) copy(ctx context.Context, t *tree, dest string, m manifest) (
 }
 
 // identity names this version of a local file for the engine's resume
-// journal and the stamp that lets a rerun skip a file already copied.
-func identity(fi fs.FileInfo) string {
-	var ino uint64
+// journal, the stamp that lets a rerun skip a file already copied, and the
+// node cache's key: path, device and inode say which file, size and mtime
+// which version.
+func identity(real string, fi fs.FileInfo) string {
+	var dev, ino uint64
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		ino = st.Ino
+		dev, ino = uint64(st.Dev), st.Ino //nolint:unconvert // Dev's type differs between platforms
 	}
-	return fmt.Sprintf("local ino=%d size=%d mtime=%d", ino, fi.Size(), fi.ModTime().UnixNano())
+	return fmt.Sprintf("local %s dev=%d ino=%d size=%d mtime=%d", real, dev, ino, fi.Size(), fi.ModTime().UnixNano())
 }
 
 // fileLoader reads ranges of a local file. Each Load opens the file anew, so
