@@ -315,7 +315,7 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 		for n < c.length {
 			m, rerr := body.Read(buf[:min(int64(len(buf)), c.length-n)])
 			if m > 0 {
-				if _, werr := fr.tmp.WriteAt(buf[:m], c.off+n); werr != nil {
+				if werr := fr.writeAt(buf[:m], c.off+n); werr != nil {
 					r.e.observer.Transferred(-n)
 					return Permanent(fmt.Errorf("write %s: %w", fr.rel, werr))
 				}

@@ -31,6 +31,7 @@ type fileRun struct {
 	cache  *cacheUse
 
 	tmp     *os.File
+	writeMu sync.Mutex // see writeAt
 	jr      *journal
 	hasher  *seqHasher
 	fetched atomic.Int64
@@ -195,6 +196,18 @@ func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
 		fr.hasher.advance(ready)
 	}
 	return complete, fr.jr.markDone(i)
+}
+
+// writeAt writes one buffer of a range. Writers to one file are
+// serialised here because the kernel serialises them anyway (ext4 and xfs
+// take the inode lock for a buffered write), and a goroutine parked on a
+// mutex costs nothing while a thread spinning on the inode lock burns CPU
+// the server and the other ranges need.
+func (fr *fileRun) writeAt(p []byte, off int64) error {
+	fr.writeMu.Lock()
+	defer fr.writeMu.Unlock()
+	_, err := fr.tmp.WriteAt(p, off)
+	return err
 }
 
 // close releases the file handles and any cache lock, keeping the temp
