@@ -1,0 +1,94 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"go.uber.org/zap"
+)
+
+// repoClient is an authenticated connection to one repository: every
+// request (manifests, ranged blob reads) goes through the same token-aware
+// transport and connection pool.
+type repoClient struct {
+	repo   name.Repository
+	rt     http.RoundTripper
+	client *http.Client
+	base   *http.Transport
+}
+
+func (p *Provider) connect(ctx context.Context, ref name.Reference) (*repoClient, error) {
+	repo := ref.Context()
+	reg := repo.RegistryStr()
+	base, err := p.cfg.newTransport(p.eng.Concurrency(), p.cfg.insecureFor(reg))
+	if err != nil {
+		return nil, err
+	}
+	auth, from, err := p.cfg.authFor(repo, p.log)
+	if err != nil {
+		return nil, err
+	}
+	if from != "" {
+		p.log.Info("using registry credentials", zap.String("registry", reg), zap.String("from", from))
+	}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, fmt.Errorf("connect to registry %s: %w%s", reg, err, authHint(err, from))
+	}
+	return &repoClient{repo: repo, rt: rt, client: &http.Client{Transport: rt}, base: base}, nil
+}
+
+// close releases idle connections.
+func (c *repoClient) close() { c.base.CloseIdleConnections() }
+
+// authHint says what to check when the registry refused the credentials.
+func authHint(err error, from string) string {
+	var te *transport.Error
+	if !errors.As(err, &te) || (te.StatusCode != http.StatusUnauthorized && te.StatusCode != http.StatusForbidden) {
+		return ""
+	}
+	if from == "" {
+		return " (no credentials found for this registry: mount a pull secret and set KSERVE_OCI_DOCKER_CONFIG to its config.json)"
+	}
+	return " (the registry refused the credentials from " + from + ")"
+}
+
+// manifest fetches a manifest or index by tag or digest. A manifest fetched
+// by digest is checked against it by go-containerregistry.
+func (c *repoClient) manifest(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
+	var last error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			}
+		}
+		d, err := remote.Get(ref, remote.WithTransport(c.rt), remote.WithContext(ctx))
+		if err == nil {
+			return d, nil
+		}
+		last = err
+		var te *transport.Error
+		if ctx.Err() != nil || errors.As(err, &te) && !te.Temporary() {
+			break
+		}
+	}
+	return nil, fmt.Errorf("fetch manifest %s: %w%s", ref, last, authHint(last, ""))
+}
+
+// blobURL is the registry API address of a blob; the transport rewrites the
+// scheme to whatever the registry answered on.
+func (c *repoClient) blobURL(digest string) string {
+	u := url.URL{Scheme: c.repo.Scheme(), Host: c.repo.RegistryStr(),
+		Path: "/v2/" + c.repo.RepositoryStr() + "/blobs/" + digest}
+	return u.String()
+}

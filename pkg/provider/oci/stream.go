@@ -1,0 +1,228 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+)
+
+// ErrDigest is wrapped by errors about a blob whose content does not match
+// its digest.
+var ErrDigest = errors.New("digest mismatch")
+
+// layerStream reads one blob front to back for extraction, fetching up to
+// ahead ranges in parallel and handing them over in order. The sha256 is
+// computed in its own goroutine as ranges arrive (so hashing overlaps
+// decompression), and the end of the stream is io.EOF only when the digest
+// matched: otherwise the last Read returns ErrDigest, so whatever consumed
+// the bytes fails before anything it wrote can be committed.
+type layerStream struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+	out    chan piece
+	free   chan []byte
+	cur    piece
+	off    int
+	err    error
+}
+
+type piece struct {
+	buf []byte
+	n   int
+	err error
+}
+
+// streamSpec describes the blob to stream.
+type streamSpec struct {
+	src      engine.Loader
+	digest   string // "sha256:<hex>", for messages
+	want     []byte // raw sha256
+	size     int64
+	chunk    int64
+	ahead    int
+	progress func(n int64)
+}
+
+func openStream(ctx context.Context, sp streamSpec) *layerStream {
+	ctx, cancel := context.WithCancelCause(ctx)
+	nbuf := sp.ahead + 2 // ahead fetching, one hashed, one read by the consumer
+	s := &layerStream{ctx: ctx, cancel: cancel, out: make(chan piece, 1), free: make(chan []byte, nbuf)}
+	chunks := int((sp.size + sp.chunk - 1) / sp.chunk)
+	slots := make([]chan piece, chunks)
+	for i := range slots {
+		slots[i] = make(chan piece, 1)
+	}
+	s.wg.Add(2)
+	go s.schedule(sp, slots, nbuf)
+	go s.sequence(sp, slots)
+	return s
+}
+
+// schedule starts the fetch of each range once a buffer is free.
+func (s *layerStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
+	defer s.wg.Done()
+	allocated := 0
+	for i := range slots {
+		var buf []byte
+		if allocated < nbuf {
+			buf = make([]byte, min(sp.chunk, sp.size))
+			allocated++
+		} else {
+			select {
+			case buf = <-s.free:
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		off := int64(i) * sp.chunk
+		length := min(sp.chunk, sp.size-off)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := loadRetry(s.ctx, sp.src, sp.digest, length, off, func(r io.Reader) error {
+				_, err := io.ReadFull(r, buf[:length])
+				return err
+			})
+			slots[i] <- piece{buf: buf, n: int(length), err: err}
+		}()
+	}
+}
+
+// sequence hashes the ranges in order and passes them to the reader.
+func (s *layerStream) sequence(sp streamSpec, slots []chan piece) {
+	defer s.wg.Done()
+	h := sha256.New()
+	send := func(p piece) bool {
+		select {
+		case s.out <- p:
+			return true
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+	for _, slot := range slots {
+		var p piece
+		select {
+		case p = <-slot:
+		case <-s.ctx.Done():
+			return
+		}
+		if p.err != nil {
+			send(piece{err: p.err})
+			return
+		}
+		h.Write(p.buf[:p.n])
+		if sp.progress != nil {
+			sp.progress(int64(p.n))
+		}
+		if !send(p) {
+			return
+		}
+	}
+	end := io.EOF
+	if got := h.Sum(nil); !bytes.Equal(got, sp.want) {
+		end = fmt.Errorf("%w: layer %s has sha256:%x (the registry served corrupt or different data)", ErrDigest, sp.digest, got)
+	}
+	send(piece{err: end})
+}
+
+func (s *layerStream) Read(p []byte) (int, error) {
+	for {
+		if s.off < s.cur.n {
+			n := copy(p, s.cur.buf[s.off:s.cur.n])
+			s.off += n
+			return n, nil
+		}
+		if s.cur.buf != nil {
+			s.free <- s.cur.buf // never blocks: free holds every buffer there is
+			s.cur, s.off = piece{}, 0
+		}
+		if s.err != nil {
+			return 0, s.err
+		}
+		select {
+		case pc := <-s.out:
+			if pc.err != nil {
+				s.err = pc.err
+				continue
+			}
+			s.cur, s.off = pc, 0
+		case <-s.ctx.Done():
+			s.err = context.Cause(s.ctx)
+		}
+	}
+}
+
+// verified reports whether the whole blob was read and matched its digest.
+func (s *layerStream) verified() bool { return s.err == io.EOF && s.cur.n == s.off }
+
+// Close stops the fetches and waits for them.
+func (s *layerStream) Close() error {
+	s.cancel(errors.New("layer stream closed"))
+	s.wg.Wait()
+	return nil
+}
+
+// Retry policy for streamed ranges (the engine applies its own to files it
+// fetches): exponential backoff with jitter, a stall watchdog per attempt.
+const (
+	streamAttempts = 6
+	streamBackoff  = 250 * time.Millisecond
+	streamMaxDelay = 10 * time.Second
+)
+
+func loadRetry(ctx context.Context, src engine.Loader, what string, length, off int64, fn func(io.Reader) error) error {
+	for attempt := 1; ; attempt++ {
+		err := loadOnce(ctx, src, length, off, fn)
+		if err == nil || ctx.Err() != nil || engine.IsPermanent(err) {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return err
+		}
+		if attempt == streamAttempts {
+			return fmt.Errorf("layer %s bytes %d-%d: gave up after %d attempts: %w", what, off, off+length-1, attempt, err)
+		}
+		d := min(streamBackoff<<(attempt-1), streamMaxDelay)
+		t := time.NewTimer(d/2 + rand.N(d/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// loadOnce is one attempt, cancelled when no byte arrives for the engine's
+// default read timeout.
+func loadOnce(ctx context.Context, src engine.Loader, length, off int64, fn func(io.Reader) error) error {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := errors.New("no data for " + engine.DefaultReadTimeout.String())
+	timer := time.AfterFunc(engine.DefaultReadTimeout, func() { cancel(stalled) })
+	defer timer.Stop()
+	err := src.Load(actx, length, off, func(r io.Reader) error {
+		return fn(readFunc(func(p []byte) (int, error) {
+			timer.Reset(engine.DefaultReadTimeout)
+			return r.Read(p)
+		}))
+	})
+	if err != nil && errors.Is(context.Cause(actx), stalled) && ctx.Err() == nil {
+		return fmt.Errorf("%w: %w", stalled, err)
+	}
+	return err
+}
+
+type readFunc func(p []byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
