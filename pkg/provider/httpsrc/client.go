@@ -2,12 +2,15 @@ package httpsrc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // newClient returns a client whose pool keeps a connection per request the
@@ -56,6 +59,12 @@ func (r *request) do(ctx context.Context, method string, extra http.Header) (*ht
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
+		}
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			// Retrying cannot fix trust.
+			return nil, engine.Permanent(fmt.Errorf("%s %s: %w: add the server's CA to SSL_CERT_FILE (a PEM bundle) or SSL_CERT_DIR",
+				method, r.t.display, err))
 		}
 		return nil, fmt.Errorf("%s %s: %w", method, r.t.display, err)
 	}

@@ -123,8 +123,12 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 	if err != nil {
 		return nil, engine.Permanent(err)
 	}
+	manifestName := m.name
+	if manifestName == "" {
+		manifestName = "none"
+	}
 	p.log.Info("checked source", zap.String("path", t.root.real), zap.String("mode", string(p.mode)),
-		zap.Int("files", len(t.files)), zap.String("manifest", m.name))
+		zap.Int("files", len(t.files)), zap.String("manifest", manifestName))
 	// Copy mode leaves hashing to the engine, which hashes while it writes.
 	hash := p.mode != ModeCopy
 	digests, err := p.checkFiles(ctx, loc, t, m, hash)
