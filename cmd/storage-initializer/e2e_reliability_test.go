@@ -422,7 +422,7 @@ func TestReliabilityFaults(t *testing.T) {
 			want: detected, reason: "checksum mismatch for nested/tok.json: md5"},
 		{name: "other version halfway, every read", runs: 1,
 			config: fixed(fpRule{Kind: "swap", Path: objPath("crc64.bin"), At: -1, SwapFile: otherVersion}),
-			want: detected, reason: "checksum mismatch for crc64.bin"},
+			want:   detected, reason: "checksum mismatch for crc64.bin"},
 		{name: "size-only object, --verify=strict", runs: 1, src: "s3://" + model.bucket + "/sizeonly",
 			config: fixed(fpRule{Kind: "flip", At: -1}), args: []string{"--verify", "strict"},
 			want: detected, reason: "no checksum stronger than the size",
