@@ -273,3 +273,34 @@ func TestClientPoolAndProxy(t *testing.T) {
 	assert.NotNil(t, tr.Proxy, "HTTP(S)_PROXY and NO_PROXY are honoured")
 	assert.True(t, tr.DisableCompression)
 }
+
+func TestInterruptedDownloadResumes(t *testing.T) {
+	dir := t.TempDir()
+	body := payload(6 * chunk)
+	writeFile(t, dir, "m.bin", body)
+	var failing atomic.Bool
+	var gets atomic.Int32
+	fs := http.FileServer(http.Dir(dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && gets.Add(1) > 3 && failing.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	dest := t.TempDir()
+	p := New(newEngine(engine.WithConcurrency(1)))
+
+	failing.Store(true)
+	_, err := p.Fetch(t.Context(), srv.URL+"/m.bin", dest)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "HTTP 502")
+
+	failing.Store(false)
+	rep, err := p.Fetch(t.Context(), srv.URL+"/m.bin#sha256="+hexSHA(body), dest)
+	require.NoError(t, err)
+	assert.Equal(t, engine.StatusResumed, rep.Files[0].Status)
+	assert.Equal(t, int64(3*chunk), rep.Files[0].Fetched, "only the missing half is fetched")
+	assert.Equal(t, map[string][]byte{"m.bin": body}, readDest(t, dest))
+}

@@ -76,8 +76,8 @@ func (m remote) check(r *request, resp *http.Response) error {
 }
 
 // probe learns size, range support and validators: HEAD, or, when HEAD is
-// refused (405, 501, or 403 from a URL presigned for GET only), a GET of the
-// first byte.
+// refused (405, 501, or 403 from a URL presigned for GET only) or gives no
+// size, a GET of the first byte.
 func (r *request) probe(ctx context.Context) (remote, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -86,7 +86,8 @@ func (r *request) probe(ctx context.Context) (remote, error) {
 		return remote{}, err
 	}
 	resp.Body.Close()
-	if resp.StatusCode/100 == 2 {
+	// A HEAD without Content-Length says too little: ask for a byte instead.
+	if resp.StatusCode/100 == 2 && resp.ContentLength >= 0 {
 		m := validators(resp)
 		m.size = resp.ContentLength
 		m.ranges = strings.Contains(strings.ToLower(resp.Header.Get("Accept-Ranges")), "bytes")
