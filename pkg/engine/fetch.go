@@ -145,10 +145,14 @@ func (e *Engine) plan(files []File) ([]*fileRun, error) {
 			return nil, fmt.Errorf("internal: file %s has size %d and no source", rel, f.Size)
 		}
 		chk, err := chooseCheck(f, e.verify)
-		if err != nil {
+		if err != nil && !f.ChecksumsInBody {
 			return nil, err
 		}
-		runs = append(runs, newFileRun(f, rel, chk, e.chunkSize))
+		fr := newFileRun(f, rel, chk, e.chunkSize)
+		if f.ChecksumsInBody && len(f.Expect) == 0 && f.Size <= e.chunkSize && f.Size > 0 && e.verify != VerifySize {
+			fr.inBody = true
+		}
+		runs = append(runs, fr)
 	}
 	return runs, nil
 }
@@ -215,7 +219,7 @@ func (r *run) startFile(fr *fileRun) {
 // is one (the lookup may wait on another process, so it runs in a worker),
 // else directly.
 func (r *run) fetch(fr *fileRun) {
-	if r.e.cache != nil && cacheable(fr) {
+	if r.e.cache != nil && cacheable(fr) && !fr.inBody {
 		r.send(job{fr: fr, chunk: jobCache})
 		return
 	}
@@ -308,6 +312,12 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 		if alg != "" {
 			h = alg.New()
 		}
+		if fr.inBody {
+			var err error
+			if h, err = fr.checkFromBody(body, r.e.verify); err != nil {
+				return err
+			}
+		}
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
 		buf := *bp
@@ -338,7 +348,10 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 			r.e.observer.Transferred(-n)
 			return fmt.Errorf("short body: got %d of %d bytes: %w", n, c.length, io.ErrUnexpectedEOF)
 		}
-		if h != nil {
+		switch {
+		case fr.inBody && h != nil:
+			fr.bodySum = h.Sum(nil)
+		case h != nil:
 			crc = checksum.CRCFromSum(h.Sum(nil))
 		}
 		return nil

@@ -30,6 +30,11 @@ type fileRun struct {
 	tmpDir string
 	cache  *cacheUse
 
+	// inBody: the checksum is chosen when the (single) range arrives, and
+	// bodySum is the digest computed inline over it.
+	inBody  bool
+	bodySum []byte
+
 	tmp     *os.File
 	writeMu sync.Mutex // see writeAt
 	jr      *journal
@@ -72,7 +77,10 @@ func (fr *fileRun) useStore(root *os.Root, dir, base string) {
 // stamp identifies the verified content, recorded on the committed file.
 func (fr *fileRun) stamp() string {
 	want := "size"
-	if fr.chk.want != nil {
+	if fr.inBody {
+		// Chosen per read: the identity (with its ETag) pins the content.
+		want = "body"
+	} else if fr.chk.want != nil {
 		want = string(fr.chk.want.Algorithm) + ":" + fr.chk.want.String()
 	}
 	return fmt.Sprintf("v1 size=%d id=%s check=%s", fr.f.Size, fr.f.Identity, want)
@@ -250,6 +258,9 @@ func (fr *fileRun) computed() ([][]byte, error) {
 	want := fr.chk.want
 	if want == nil {
 		return nil, nil
+	}
+	if fr.inBody {
+		return [][]byte{fr.bodySum}, nil
 	}
 	if !want.Algorithm.IsCRC() {
 		return fr.hasher.result()

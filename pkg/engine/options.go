@@ -125,6 +125,11 @@ func (e *Engine) Concurrency() int { return e.concurrency }
 // ChunkSize is the size of each ranged read.
 func (e *Engine) ChunkSize() int64 { return e.chunkSize }
 
+// Caching reports whether a node cache is in use. Cache entries are
+// re-verified on every hit, so providers then plan every file's checksums up
+// front rather than rely on File.ChecksumsInBody.
+func (e *Engine) Caching() bool { return e.cache != nil }
+
 // Verify is the verification mode.
 func (e *Engine) Verify() VerifyMode { return e.verify }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"time"
+
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
 // errStalled is the cause recorded when a request delivers no bytes for the
@@ -80,6 +82,14 @@ func (e *Engine) backoff(attempt int) time.Duration {
 type watchdogReader struct {
 	r     io.Reader
 	reset func()
+}
+
+// Checksums forwards the response's checksums (BodyChecksums) through the wrapper.
+func (w *watchdogReader) Checksums() []checksum.Value {
+	if bc, ok := w.r.(BodyChecksums); ok {
+		return bc.Checksums()
+	}
+	return nil
 }
 
 func (w *watchdogReader) Read(p []byte) (int, error) {

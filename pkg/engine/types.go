@@ -58,6 +58,19 @@ type File struct {
 	Identity string
 	// Source reads the bytes.
 	Source Loader
+	// ChecksumsInBody says Expect is unknown at planning and a whole-file
+	// read reports it: the reader handed to fn implements BodyChecksums
+	// (an S3 GET with ChecksumMode=ENABLED and no Range returns the object's
+	// checksums). It saves a metadata request per small file. The engine
+	// reads such a file in one range when it fits in a chunk, and hashes it
+	// inline; a larger file needs Expect from planning.
+	ChecksumsInBody bool
+}
+
+// BodyChecksums is implemented by a reader a Loader passes to fn when the
+// response carries the whole file's checksums (see File.ChecksumsInBody).
+type BodyChecksums interface {
+	Checksums() []checksum.Value
 }
 
 // Part is one part of a multipart source object.
