@@ -33,41 +33,46 @@ type stagedRun struct {
 	fetched int64
 }
 
-// extractLayers streams every tar layer into a staging folder in DEST (in
-// parallel, each into its own folder), checks each digest, stacks the
-// layers in order and only then commits the tree into DEST.
-func (p *Provider) extractLayers(ctx context.Context, c *repoClient, plan *Plan, layers []Layer, dest string) (*engine.Report, error) {
+// openStage opens (or finds, after a kill) the staging folder of an image
+// in DEST. It is created before any download starts and committed only
+// after every other download of the Fetch ended: the engine's files share
+// DEST's state folder, which is removed as soon as it is empty.
+func (p *Provider) openStage(c *repoClient, plan *Plan, layers []Layer, dest string) (*stagedRun, error) {
 	stage, err := engine.NewStage(dest, "oci-"+strings.TrimPrefix(plan.Digest, "sha256:"))
 	if err != nil {
 		return nil, err
 	}
-	r := &stagedRun{p: p, c: c, plan: plan, layers: layers, stage: stage, root: stage.Root(),
-		records: map[int]layerRecord{}, fresh: map[int]bool{}}
+	return &stagedRun{p: p, c: c, plan: plan, layers: layers, stage: stage, root: stage.Root(),
+		records: map[int]layerRecord{}, fresh: map[int]bool{}}, nil
+}
+
+// build streams every tar layer into the stage (in parallel, each into its
+// own folder), checks each digest and stacks the layers in order; commit
+// then moves the tree into DEST.
+func (r *stagedRun) build(ctx context.Context) error {
+	p := r.p
 	ph, err := currentPhase(r.root)
 	if err != nil {
-		return nil, fmt.Errorf("inspect staging folder %s: %w", stage.Path(), err)
+		return fmt.Errorf("inspect staging folder %s: %w", r.stage.Path(), err)
 	}
 	if ph == phaseReset {
-		p.log.Info("an earlier run was interrupted while stacking layers; starting the image again", zap.String("stage", stage.Path()))
-		if err := stage.Reset(); err != nil {
-			return nil, err
+		p.log.Info("an earlier run was interrupted while stacking layers; starting the image again", zap.String("stage", r.stage.Path()))
+		if err := r.stage.Reset(); err != nil {
+			return err
 		}
-		r.root, ph = stage.Root(), phaseExtract
+		r.root, ph = r.stage.Root(), phaseExtract
 	}
 	if ph == phaseExtract {
 		if err := r.extractAll(ctx); err != nil {
-			return nil, err
+			return err
 		}
 		if err := r.merge(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
-		p.log.Info("layers were stacked by an earlier run; committing", zap.String("stage", stage.Path()))
+		p.log.Info("layers were stacked by an earlier run; committing", zap.String("stage", r.stage.Path()))
 	}
-	if err := clearState(r.root); err != nil {
-		return nil, err
-	}
-	return r.commit(ctx, dest)
+	return clearState(r.root)
 }
 
 func (r *stagedRun) extractAll(ctx context.Context) error {

@@ -12,7 +12,9 @@ package oci
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,34 +88,47 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 		return nil, err
 	}
 
+	var staged *stagedRun
+	if len(tars) > 0 {
+		if staged, err = p.openStage(c, plan, tars, dest); err != nil {
+			return nil, err
+		}
+	}
+
 	// Raw files and tar layers download at the same time; the first
 	// failure cancels the other half.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	var fileRep, tarRep *engine.Report
-	var fileErr, tarErr error
+	var fileRep *engine.Report
 	if len(files) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if fileRep, fileErr = p.eng.Fetch(ctx, dest, files); fileErr != nil {
-				cancel(fileErr)
+			var err error
+			if fileRep, err = p.eng.Fetch(ctx, dest, files); err != nil {
+				cancel(nameLayer(err, raw))
 			}
 		}()
 	}
-	if len(tars) > 0 {
+	if staged != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if tarRep, tarErr = p.extractLayers(ctx, c, plan, tars, dest); tarErr != nil {
-				cancel(tarErr)
+			if err := staged.build(ctx); err != nil {
+				cancel(err)
 			}
 		}()
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
+	}
+	var tarRep *engine.Report
+	if staged != nil {
+		if tarRep, err = staged.commit(ctx, dest); err != nil {
+			return nil, err
+		}
 	}
 	rep := &engine.Report{}
 	rep.Add(fileRep)
@@ -123,4 +138,16 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 		zap.Int("files", len(rep.Files)), zap.Int64("bytes", rep.Bytes), zap.Int64("fetched", rep.Fetched),
 		zap.Duration("took", rep.Duration))
 	return rep, nil
+}
+
+// nameLayer adds the layer digest to an engine error about one of the
+// files that came from a raw layer, so the message names the blob to check.
+func nameLayer(err error, raw []Layer) error {
+	msg := err.Error()
+	for _, l := range raw {
+		if strings.Contains(msg, " "+l.Path+":") || strings.Contains(msg, " "+l.Path+" ") {
+			return fmt.Errorf("layer %d (%s, file %s): %w", l.Index, l.Digest, l.Path, err)
+		}
+	}
+	return err
 }

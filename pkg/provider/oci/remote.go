@@ -22,6 +22,7 @@ type repoClient struct {
 	rt     http.RoundTripper
 	client *http.Client
 	base   *http.Transport
+	from   string // where the credentials came from ("" = anonymous)
 }
 
 func (p *Provider) connect(ctx context.Context, ref name.Reference) (*repoClient, error) {
@@ -42,7 +43,7 @@ func (p *Provider) connect(ctx context.Context, ref name.Reference) (*repoClient
 	if err != nil {
 		return nil, fmt.Errorf("connect to registry %s: %w%s", reg, err, authHint(err, from))
 	}
-	return &repoClient{repo: repo, rt: rt, client: &http.Client{Transport: rt}, base: base}, nil
+	return &repoClient{repo: repo, rt: rt, client: &http.Client{Transport: rt}, base: base, from: from}, nil
 }
 
 // close releases idle connections.
@@ -82,7 +83,7 @@ func (c *repoClient) manifest(ctx context.Context, ref name.Reference) (*remote.
 			break
 		}
 	}
-	return nil, fmt.Errorf("fetch manifest %s: %w%s", ref, last, authHint(last, ""))
+	return nil, fmt.Errorf("fetch manifest %s: %w%s", ref, last, authHint(last, c.from))
 }
 
 // blobURL is the registry API address of a blob; the transport rewrites the
