@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +57,7 @@ type fpConfig struct {
 // fpStats mirrors faultproxy.Stats.
 type fpStats struct {
 	Requests    int64            `json:"requests"`
+	Active      int64            `json:"active"`
 	ObjectReads int64            `json:"object_reads"`
 	ObjectBytes int64            `json:"object_bytes"`
 	Bytes       int64            `json:"bytes"`
@@ -145,9 +148,13 @@ func (p *fpProxy) call(t testing.TB, method, op string, in, out any) {
 	}
 }
 
-// set replaces the schedule and zeroes the counters.
+// set replaces the schedule and zeroes the counters, once the requests of
+// an earlier (killed) client are over.
 func (p *fpProxy) set(t testing.TB, cfg fpConfig) {
 	t.Helper()
+	p.release(t)
+	require.True(t, waitFor(t, 30*time.Second, func() bool { return p.stats(t).Active == 0 }),
+		"faultproxy still serving an earlier client")
 	p.call(t, http.MethodPost, "reset", nil, nil)
 	p.call(t, http.MethodPut, "config", cfg, nil)
 }
@@ -523,3 +530,267 @@ func runFaultCase(t *testing.T, m s3e2eServer, proxy *fpProxy, model relModel, f
 	r.termLog = string(b)
 	return r, dest
 }
+
+// --- kill and resume --------------------------------------------------------
+
+const (
+	killChunk       = 1 << 20 // --chunk-size
+	killConcurrency = 4       // --concurrency: requests in flight
+)
+
+// killScenario is one source downloaded again and again with SIGKILLs.
+type killScenario struct {
+	name          string
+	src           string
+	want          map[string][]byte
+	chains        int // fresh DESTs
+	killsPerChain int
+	seed          uint64
+}
+
+// killFigures are the byte counts a scenario reports.
+type killFigures struct {
+	kills     int
+	chains    int
+	size      int64 // bytes of the source, per chain
+	fetched   int64 // bytes served over all runs of all chains
+	maxWaste  int64 // worst bytes served in one killed run and not kept
+	sumWasted int64
+}
+
+func (f killFigures) String() string {
+	need := f.size * int64(f.chains)
+	return fmt.Sprintf("%d chains × %s = %s needed, %d SIGKILLs; fetched %s in all runs: re-fetched %s (%.1f%%); "+
+		"per kill %s on average, worst %s (bound: %d requests in flight × 1 MiB chunk = %s)",
+		f.chains, mib(f.size), mib(need), f.kills, mib(f.fetched), mib(f.fetched-need), 100*float64(f.fetched-need)/float64(need),
+		mib(f.sumWasted/int64(max(f.kills, 1))), mib(f.maxWaste), killConcurrency, mib(killConcurrency*killChunk))
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+// keptBytes is the progress DEST holds: files under their final name plus
+// the chunks the engine's resume journals list. It reads the journal
+// format (a JSON header line with path and size, then one chunk index per
+// line; chunks of --chunk-size from offset 0) to measure what a rerun will
+// not fetch again.
+func keptBytes(t *testing.T, dest string, want map[string][]byte) int64 {
+	t.Helper()
+	var kept int64
+	final := finalFiles(t, dest)
+	for rel, b := range final {
+		require.True(t, bytes.Equal(want[rel], b), "%s is wrong under its final name", rel)
+		kept += int64(len(b))
+	}
+	journals, _ := filepath.Glob(filepath.Join(dest, ".storage-initializer", "*.journal"))
+	for _, j := range journals {
+		data, err := os.ReadFile(j)
+		require.NoError(t, err)
+		lines := strings.Split(string(data), "\n")
+		var hdr struct {
+			Path string `json:"path"`
+			Size int64  `json:"size"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(lines[0]), &hdr), "journal header of %s", j)
+		if _, done := final[hdr.Path]; done {
+			continue // committed; the journal is removed right after
+		}
+		seen := map[int64]bool{}
+		for _, l := range lines[1:] {
+			var i int64
+			if _, err := fmt.Sscanf(l, "%d", &i); err != nil || seen[i] {
+				continue // a torn last line is ignored by the engine too
+			}
+			seen[i] = true
+			kept += min(killChunk, hdr.Size-i*killChunk)
+		}
+	}
+	return kept
+}
+
+// waitExit waits for cmd in the background.
+func waitExit(cmd *exec.Cmd) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return done
+}
+
+func runKillResume(t *testing.T, m s3e2eServer, proxy *fpProxy, sc killScenario) killFigures {
+	t.Helper()
+	rng := newRand(sc.seed)
+	var size int64
+	for _, b := range sc.want {
+		size += int64(len(b))
+	}
+	env := append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+proxy.URL)
+	fig := killFigures{size: size}
+	for chain := range sc.chains {
+		dest := t.TempDir()
+		args := []string{"--chunk-size", "1MiB", "--concurrency", fmt.Sprint(killConcurrency), sc.src, dest}
+		var prev int64 // bytes kept before this run
+		for k := range sc.killsPerChain {
+			left := size - prev
+			if left < 2 {
+				break
+			}
+			// The first kill of a chain is by time (it may land in
+			// planning); the others stop the client at a byte count: the
+			// proxy serves exactly that many object bytes, then holds.
+			byTime := k == 0
+			threshold := 1 + rng.Int64N(left-1)
+			cfg := fpConfig{HoldAfter: threshold}
+			if byTime {
+				cfg = fpConfig{}
+			}
+			proxy.set(t, cfg)
+			cmd, out := startSI(t, env, args...)
+			exited := waitExit(cmd)
+			if byTime {
+				time.Sleep(time.Duration(20+rng.Int64N(300)) * time.Millisecond)
+			} else {
+				held := waitFor(t, 60*time.Second, func() bool { return proxy.stats(t).Held })
+				require.True(t, held, "chain %d kill %d: never reached %d bytes: %s", chain, k, threshold, out)
+				// A random moment after the hold: the client may still be
+				// writing and journaling what it received.
+				time.Sleep(time.Duration(rng.Int64N(20)) * time.Millisecond)
+			}
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			err := <-exited
+			proxy.release(t)
+			if err == nil {
+				// Finished before the kill (a time-based kill can be late).
+				t.Logf("chain %d kill %d: the run completed before the kill", chain, k)
+				prev = size
+				fig.fetched += proxy.stats(t).ObjectBytes
+				break
+			}
+			served := proxy.stats(t).ObjectBytes
+			kept := keptBytes(t, dest, sc.want)
+			require.GreaterOrEqual(t, kept, prev, "progress is never lost")
+			waste := served - (kept - prev)
+			t.Logf("chain %d kill %2d (%s): served %s, kept %s more, re-fetch cost %s",
+				chain, k, map[bool]string{true: "by time", false: "at " + mib(threshold)}[byTime],
+				mib(served), mib(kept-prev), mib(waste))
+			assert.LessOrEqual(t, waste, int64(killConcurrency*killChunk),
+				"bytes served but not kept must fit in the requests in flight (one chunk each)")
+			fig.kills++
+			fig.fetched += served
+			fig.sumWasted += waste
+			fig.maxWaste = max(fig.maxWaste, waste)
+			prev = kept
+		}
+		proxy.set(t, fpConfig{})
+		sum := filepath.Join(t.TempDir(), "summary.json")
+		stdout, stderr, code := runSI(t, env, append([]string{"--summary-json", sum}, args...)...)
+		require.Equal(t, 0, code, "stdout: %s\nstderr: %s", stdout, stderr)
+		final := proxy.stats(t).ObjectBytes
+		fig.fetched += final
+		assert.LessOrEqual(t, final, size-prev, "the rerun fetches only what was not kept")
+		s3e2eAssertTree(t, dest, sc.want)
+		_, err := os.Stat(filepath.Join(dest, ".storage-initializer"))
+		assert.True(t, os.IsNotExist(err), "no temp or journal file left after success")
+	}
+	fig.size, fig.chains = size, sc.chains
+	assert.Equal(t, fig.sumWasted, fig.fetched-size*int64(sc.chains), "every byte re-fetched is accounted to a kill")
+	t.Logf("%s: %s", sc.name, fig)
+	return fig
+}
+
+func TestKillResumeS3LargeFile(t *testing.T) {
+	m := s3e2eMinIO(t)
+	bucket := m.Bucket(t)
+	body := s3e2eRandom(64<<20, 51)
+	m.Put(t, bucket, "big/model.safetensors", body, types.ChecksumAlgorithmCrc64nvme)
+	proxy := startFaultProxy(t, m.Endpoint)
+	fig := runKillResume(t, m, proxy, killScenario{name: "S3 64 MiB file, 1 MiB chunks", src: "s3://" + bucket + "/big",
+		want: map[string][]byte{"model.safetensors": body}, chains: 4, killsPerChain: 5, seed: 7})
+	assert.GreaterOrEqual(t, fig.kills, 20, "at least 20 kill points")
+}
+
+func TestKillResumeS3ManyFiles(t *testing.T) {
+	m := s3e2eMinIO(t)
+	bucket := m.Bucket(t)
+	want := map[string][]byte{}
+	rng := newRand(11)
+	for i := range 300 {
+		rel := fmt.Sprintf("shard-%02d/file-%03d.bin", i%17, i)
+		want[rel] = s3e2eRandom(1+int(rng.Int64N(96<<10)), int64(i))
+	}
+	putAll(t, m, bucket, "many/", want, types.ChecksumAlgorithmCrc32c)
+	proxy := startFaultProxy(t, m.Endpoint)
+	fig := runKillResume(t, m, proxy, killScenario{name: "S3 300 small files", src: "s3://" + bucket + "/many",
+		want: want, chains: 4, killsPerChain: 5, seed: 13})
+	assert.GreaterOrEqual(t, fig.kills, 20, "at least 20 kill points")
+}
+
+// putAll uploads files under prefix with 8 uploads in flight.
+func putAll(t *testing.T, m s3e2eServer, bucket, prefix string, files map[string][]byte, alg types.ChecksumAlgorithm) {
+	t.Helper()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for rel, b := range files {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			m.Put(t, bucket, prefix+rel, b, alg)
+		})
+	}
+	wg.Wait()
+}
+
+func TestSigtermStopsFastAndResumes(t *testing.T) {
+	m := s3e2eMinIO(t)
+	bucket := m.Bucket(t)
+	const size = 64 << 20
+	body := s3e2eRandom(size, 61)
+	m.Put(t, bucket, "big/model.safetensors", body, types.ChecksumAlgorithmCrc64nvme)
+	proxy := startFaultProxy(t, m.Endpoint)
+	dest := t.TempDir()
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	require.NoError(t, os.WriteFile(termLog, nil, 0o644))
+	env := append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+proxy.URL)
+	args := []string{"--chunk-size", "1MiB", "--concurrency", fmt.Sprint(killConcurrency), "--termination-log", termLog,
+		"s3://" + bucket + "/big", dest}
+
+	const heldAt = 20 << 20
+	proxy.set(t, fpConfig{HoldAfter: heldAt})
+	cmd, out := startSI(t, env, args...)
+	exited := waitExit(cmd)
+	require.True(t, waitFor(t, 60*time.Second, func() bool { return proxy.stats(t).Held }), "no progress: %s", out)
+	time.Sleep(100 * time.Millisecond) // let the client journal what it has
+	start := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after SIGTERM: %s", out)
+	}
+	took := time.Since(start)
+	proxy.release(t)
+	t.Logf("SIGTERM: exited in %s with %v", took, err)
+	assert.Less(t, took, 2*time.Second, "exits within 2 seconds of SIGTERM")
+	var ee *exec.ExitError
+	require.True(t, errors.As(err, &ee), "non-zero exit: %v", err)
+	assert.Equal(t, 1, ee.ExitCode())
+	assert.Contains(t, out.String(), "stopped by signal")
+	assert.Contains(t, out.String(), "rerun with the same arguments to resume")
+	reason, _ := os.ReadFile(termLog)
+	assert.Contains(t, string(reason), "stopped by signal")
+	_, statErr := os.Stat(filepath.Join(dest, "model.safetensors"))
+	assert.True(t, os.IsNotExist(statErr), "no final name for an incomplete file")
+	kept := keptBytes(t, dest, map[string][]byte{"model.safetensors": body})
+	assert.GreaterOrEqual(t, kept, int64(heldAt-killConcurrency*killChunk), "what was received is journaled")
+
+	proxy.set(t, fpConfig{})
+	_, stderr, code := runSI(t, env, args...)
+	require.Equal(t, 0, code, stderr)
+	fetched := proxy.stats(t).ObjectBytes
+	t.Logf("SIGTERM at %s served: rerun fetched %s of %s", mib(heldAt), mib(fetched), mib(size))
+	assert.Less(t, fetched, int64(size), "the rerun resumes")
+	assert.LessOrEqual(t, fetched, int64(size)-kept)
+	s3e2eAssertTree(t, dest, map[string][]byte{"model.safetensors": body})
+}
+
+// newRand is a seeded generator: every random choice of this suite
+// (fault draws, kill points) is reproducible from its seed.
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0xD1B54A32D192ED03)) }

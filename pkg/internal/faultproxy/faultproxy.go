@@ -49,6 +49,7 @@ type Proxy struct {
 	released  chan struct{}
 
 	requests    atomic.Int64
+	active      atomic.Int64 // requests being served now
 	objectReads atomic.Int64
 	objectBytes atomic.Int64 // body bytes of object reads handed to clients
 	bytes       atomic.Int64 // all body bytes handed to clients
@@ -146,6 +147,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.requests.Add(1)
+	p.active.Add(1)
+	defer p.active.Add(-1)
 	object := IsObjectRead(r)
 	if object {
 		p.objectReads.Add(1)
@@ -217,7 +220,11 @@ func (p *Proxy) count(k Kind) {
 
 // Stats is what the proxy has done since the counters were last reset.
 type Stats struct {
-	Requests    int64 `json:"requests"`     // every proxied request
+	Requests int64 `json:"requests"` // every proxied request
+	// Active is the requests being served now: a test that killed a client
+	// waits for 0 before it resets the counters, or bytes the old handlers
+	// still push into dead connections would count for the next run.
+	Active      int64 `json:"active"`
 	ObjectReads int64 `json:"object_reads"` // GETs of object bytes (see IsObjectRead)
 	// ObjectBytes is the body bytes of object reads handed to clients.
 	ObjectBytes int64          `json:"object_bytes"`
@@ -238,7 +245,7 @@ func (p *Proxy) Stats() Stats {
 	p.holdMu.Lock()
 	held := p.holdAfter > 0 && p.objectBytes.Load() >= p.holdAfter
 	p.holdMu.Unlock()
-	return Stats{Requests: p.requests.Load(), ObjectReads: p.objectReads.Load(),
+	return Stats{Requests: p.requests.Load(), Active: p.active.Load(), ObjectReads: p.objectReads.Load(),
 		ObjectBytes: p.objectBytes.Load(), Bytes: p.bytes.Load(), Faults: faults, Held: held}
 }
 
