@@ -37,14 +37,37 @@ type testRegistry struct {
 	gets  map[string]int // blob digest → GET requests
 	wrap  func(http.ResponseWriter, *http.Request, http.Handler)
 	inner http.Handler
+
+	base       string // http://host:port
+	user, pass string // basic auth for pushes to a real registry
 }
 
 func newRegistry(t testing.TB) *testRegistry {
 	r := &testRegistry{gets: map[string]int{}, inner: registry.New(registry.Logger(nopLogger()))}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
+	r.base = r.srv.URL
 	r.host = strings.TrimPrefix(r.srv.URL, "http://")
 	return r
+}
+
+// realRegistry pushes to a registry started by hack/registry.sh.
+func realRegistry(host, user, pass string) *testRegistry {
+	return &testRegistry{host: host, base: "http://" + host, user: user, pass: pass, gets: map[string]int{}}
+}
+
+func (r *testRegistry) do(t testing.TB, method, url, contentType string, body []byte) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", contentType)
+	if r.user != "" {
+		req.SetBasicAuth(r.user, r.pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp
 }
 
 func (r *testRegistry) serve(w http.ResponseWriter, req *http.Request) {
@@ -81,9 +104,16 @@ func digestOf(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b
 func (r *testRegistry) blob(t testing.TB, repo, mediaType string, data []byte, ann map[string]string) descriptor {
 	t.Helper()
 	d := digestOf(data)
-	resp, err := http.Post(fmt.Sprintf("%s/v2/%s/blobs/uploads/?digest=%s", r.srv.URL, repo, d), "application/octet-stream", bytes.NewReader(data))
-	require.NoError(t, err)
-	resp.Body.Close()
+	resp := r.do(t, http.MethodPost, fmt.Sprintf("%s/v2/%s/blobs/uploads/?digest=%s", r.base, repo, d), "application/octet-stream", data)
+	if resp.StatusCode == http.StatusAccepted {
+		// No monolithic POST (CNCF distribution): PUT the bytes to the session.
+		loc, err := resp.Location()
+		require.NoError(t, err)
+		q := loc.Query()
+		q.Set("digest", d)
+		loc.RawQuery = q.Encode()
+		resp = r.do(t, http.MethodPut, loc.String(), "application/octet-stream", data)
+	}
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "upload blob")
 	return descriptor{MediaType: mediaType, Digest: d, Size: int64(len(data)), Annotations: ann}
 }
@@ -93,11 +123,7 @@ func (r *testRegistry) put(t testing.TB, repo, tag, mediaType string, v any) str
 	t.Helper()
 	body, err := json.Marshal(v)
 	require.NoError(t, err)
-	req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/v2/%s/manifests/%s", r.srv.URL, repo, tag), bytes.NewReader(body))
-	req.Header.Set("Content-Type", mediaType)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
+	resp := r.do(t, http.MethodPut, fmt.Sprintf("%s/v2/%s/manifests/%s", r.base, repo, tag), mediaType, body)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "put manifest")
 	return digestOf(body)
 }
