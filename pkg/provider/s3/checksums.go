@@ -39,6 +39,28 @@ func (f sumFields) byAlgorithm() map[checksum.Algorithm]string {
 	return m
 }
 
+// getSums are the checksums a whole-object GetObject response (made with
+// ChecksumMode=ENABLED) vouches for: its full-object values, else its ETag
+// when that is an MD5. A composite value is left out: checking it needs the
+// part layout, which only a HEAD gives.
+func getSums(out *awss3.GetObjectOutput) []checksum.Value {
+	h := &awss3.HeadObjectOutput{
+		ChecksumCRC64NVME: out.ChecksumCRC64NVME, ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C,
+		ChecksumSHA1: out.ChecksumSHA1, ChecksumSHA256: out.ChecksumSHA256, ChecksumType: out.ChecksumType,
+		ETag: out.ETag, SSECustomerAlgorithm: out.SSECustomerAlgorithm, ServerSideEncryption: out.ServerSideEncryption,
+	}
+	full, comp, _ := objectSums(h)
+	if len(full) > 0 {
+		return full
+	}
+	if comp == nil {
+		if md5, ok := etagMD5(h); ok {
+			return []checksum.Value{md5}
+		}
+	}
+	return nil
+}
+
 // objectSums picks the checksums S3 vouches for in a HeadObject response
 // made with ChecksumMode=ENABLED: the full-object values, and at most one
 // composite value (a multipart upload carries one algorithm). Unparsable

@@ -6,6 +6,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -17,6 +18,10 @@ import (
 type listed struct {
 	key string
 	rel string
+	// From the listing, enough to fetch a small object without a HEAD.
+	size    int64
+	etag    string
+	modTime time.Time
 }
 
 // list returns every object under loc's folder (never a raw string prefix:
@@ -46,7 +51,7 @@ func (c *client) list(ctx context.Context, loc location) ([]listed, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, listed{key: key, rel: rel})
+			out = append(out, listed{key: key, rel: rel, size: aws.ToInt64(o.Size), etag: aws.ToString(o.ETag), modTime: aws.ToTime(o.LastModified)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })

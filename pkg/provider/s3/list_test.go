@@ -43,14 +43,14 @@ func TestKeyToRelRejectsHostileKeys(t *testing.T) {
 
 func TestCheckCollisions(t *testing.T) {
 	loc := location{Bucket: "b", Key: "m"}
-	require.NoError(t, checkCollisions(loc, []listed{{"m/a", "a"}, {"m/a-b/c", "a-b/c"}, {"m/b/c", "b/c"}}))
+	require.NoError(t, checkCollisions(loc, []listed{{key: "m/a", rel: "a"}, {key: "m/a-b/c", rel: "a-b/c"}, {key: "m/b/c", rel: "b/c"}}))
 
-	err := checkCollisions(loc, []listed{{"m/a/b", "a/b"}, {"m/a//b", "a/b"}})
+	err := checkCollisions(loc, []listed{{key: "m/a/b", rel: "a/b"}, {key: "m/a//b", rel: "a/b"}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "s3://b/m/a//b")
 	assert.Contains(t, err.Error(), "both be saved as a/b")
 
-	err = checkCollisions(loc, []listed{{"m/a", "a"}, {"m/a/x/y", "a/x/y"}})
+	err = checkCollisions(loc, []listed{{key: "m/a", rel: "a"}, {key: "m/a/x/y", rel: "a/x/y"}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "s3://b/m/a would be saved as file a")
 }

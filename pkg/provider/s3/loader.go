@@ -10,6 +10,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
@@ -19,6 +23,9 @@ type loader struct {
 	c    *client
 	obj  objectRef
 	size int64
+	// sumsInBody: whole-object reads ask for the checksums and report them
+	// to the engine (engine.BodyChecksums) instead of a HEAD at planning.
+	sumsInBody bool
 }
 
 // noSDKRetries turns the SDK's retries off for downloads: the engine
@@ -45,10 +52,16 @@ func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Read
 	if l.obj.versionID != "" {
 		in.VersionId = aws.String(l.obj.versionID)
 	}
-	if offset != 0 || length != l.size {
+	whole := offset == 0 && length == l.size
+	if !whole {
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
 	}
-	out, err := l.c.api.GetObject(ctx, in, noSDKRetries)
+	opts := []func(*awss3.Options){noSDKRetries}
+	if whole && l.sumsInBody {
+		in.ChecksumMode = types.ChecksumModeEnabled
+		opts = append(opts, noSDKValidation)
+	}
+	out, err := l.c.api.GetObject(ctx, in, opts...)
 	if err != nil {
 		return l.describe(err)
 	}
@@ -59,7 +72,29 @@ func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Read
 		return fmt.Errorf("read %s bytes %d-%d: server sent %d bytes, want %d",
 			l.obj.uri, offset, offset+length-1, n, length)
 	}
+	if whole && l.sumsInBody {
+		return fn(&bodyWithSums{Reader: out.Body, sums: getSums(out)})
+	}
 	return fn(out.Body)
+}
+
+// bodyWithSums hands the engine the checksums of a whole-object response.
+type bodyWithSums struct {
+	io.Reader
+	sums []checksum.Value
+}
+
+// Checksums implements engine.BodyChecksums.
+func (b *bodyWithSums) Checksums() []checksum.Value { return b.sums }
+
+// noSDKValidation removes the SDK's own response checksum check: the engine
+// verifies the same value (with faster CRC code) and the SDK's copy would
+// hash every byte a second time.
+func noSDKValidation(o *awss3.Options) {
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		_, _ = st.Deserialize.Remove("AWSChecksum:ValidateOutputPayloadChecksum")
+		return nil
+	})
 }
 
 // describe classifies a download error; a changed or deleted object is

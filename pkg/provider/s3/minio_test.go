@@ -95,7 +95,9 @@ func TestPlanFolder(t *testing.T) {
 	bucket := m.Bucket(t)
 	want := seedModel(t, m, bucket)
 
-	files, err := newProvider(awsEnv(m)).Plan(context.Background(), "s3://"+bucket+"/model")
+	// 64 KiB chunks: objects above that are planned with a HEAD; smaller
+	// single-part ones get their checksums from the GET (ChecksumsInBody).
+	files, err := newProvider(awsEnv(m), engine.WithChunkSize(64<<10)).Plan(context.Background(), "s3://"+bucket+"/model")
 	require.NoError(t, err)
 	var wantPaths []string
 	for p := range want {
@@ -115,9 +117,9 @@ func TestPlanFolder(t *testing.T) {
 
 	// The strongest signal each object offers, as the engine will see it.
 	for p, wantAlgs := range map[string][]string{
-		"config.json":             {"md5"},
+		"config.json":             nil, // checksums arrive with the body
 		"empty.txt":               {"md5"},
-		"sub/dir/deeper/tok.json": {"md5"},
+		"sub/dir/deeper/tok.json": nil,
 		"crc64.bin":               {"crc64nvme"},
 		"crc32c.bin":              {"crc32c"},
 		"sub/dir/sha256.bin":      {"sha256"},
@@ -128,6 +130,9 @@ func TestPlanFolder(t *testing.T) {
 	} {
 		assert.Equal(t, wantAlgs, algs(got[p].Expect), p)
 	}
+	assert.True(t, got["config.json"].ChecksumsInBody)
+	assert.False(t, got["crc64.bin"].ChecksumsInBody)
+	assert.False(t, got["multi/none"].ChecksumsInBody, "multipart objects are always planned with a HEAD")
 
 	// Expected values are the real ones.
 	sum := sha256.Sum256(want["sub/dir/sha256.bin"])

@@ -19,6 +19,9 @@ import (
 type planner struct {
 	c   *client
 	eng *engine.Engine
+	// headAll: plan every object with a HEAD (a versioned bucket, whose
+	// version ids the listing does not give).
+	headAll bool
 }
 
 // plan applies the URI semantics: an exact object key is that one object,
@@ -51,6 +54,7 @@ func (p *planner) plan(ctx context.Context, loc location) ([]engine.File, error)
 	if len(kept) == 0 {
 		return nil, p.notFound(loc, len(objs))
 	}
+	p.headAll = p.c.versioned(ctx, loc.Bucket)
 	files, err := p.describeAll(ctx, loc, kept)
 	if err != nil {
 		return nil, err
@@ -110,6 +114,10 @@ func (p *planner) describeAll(ctx context.Context, loc location, objs []listed) 
 			defer wg.Done()
 			defer func() { <-sem }()
 			obj := newObjectRef(loc.Bucket, o.key)
+			if f, ok := p.fromListing(obj, o); ok {
+				files[i] = f
+				return
+			}
 			f, err := p.describeOne(ctx, obj, o.rel)
 			if err != nil {
 				once.Do(func() { firstErr = err; cancel() })
@@ -126,6 +134,36 @@ func (p *planner) describeAll(ctx context.Context, loc location, objs []listed) 
 		return nil, err
 	}
 	return files, nil
+}
+
+// fromListing plans a small object from its listing entry alone: one
+// unranged GET with ChecksumMode=ENABLED returns its checksums, which the
+// engine verifies inline (engine.File.ChecksumsInBody). That saves a HEAD
+// per object, which for many small files costs as much as the GETs. With a
+// node cache every entry must be re-verifiable from planning, so HEAD then.
+func (p *planner) fromListing(obj objectRef, o listed) (engine.File, bool) {
+	// A multipart ETag ("…-N") means a composite checksum may need the part
+	// layout, which only a HEAD gives.
+	if p.headAll || p.eng.Caching() || o.size <= 0 || o.size > p.eng.ChunkSize() || o.etag == "" || strings.Contains(o.etag, "-") {
+		return engine.File{}, false
+	}
+	obj.etag = o.etag
+	return engine.File{
+		Path:            o.rel,
+		Size:            o.size,
+		ModTime:         o.modTime,
+		Identity:        obj.identity(),
+		ChecksumsInBody: true,
+		Source:          &loader{c: p.c, obj: obj, size: o.size, sumsInBody: true},
+	}, true
+}
+
+// versioned reports whether a bucket has versioning on (or suspended, so
+// objects may carry version ids). Credentials that may not ask count as
+// unversioned: the ETag still pins every read.
+func (c *client) versioned(ctx context.Context, bucket string) bool {
+	out, err := c.api.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: aws.String(bucket)})
+	return err == nil && out.Status != ""
 }
 
 // describeOne reads one listed object's metadata.
