@@ -4,8 +4,14 @@
 # Usage: hack/tools.sh [minio] [registry] [crane] [oras] [apt]   (no args: minio registry crane)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# The binaries live in a per-user cache shared by every clone on the machine
+# (CI runs on fresh clones), reached through the ignored .cache/bin link.
+shared="${SI_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/storage-initializer/bin}"
+mkdir -p "$shared" "$root/.cache"
+if [[ ! -e "$root/.cache/bin" ]]; then
+  ln -s "$shared" "$root/.cache/bin"
+fi
 bin="$root/.cache/bin"
-mkdir -p "$bin"
 export GOBIN="$bin" GOFLAGS=-mod=mod
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
