@@ -39,7 +39,7 @@ type config struct {
 	// providers
 	pvcRoot, pvcMode, manifest string
 	platform, caBundle         string
-	insecureRegistry           bool
+	insecureRegistries         []string
 
 	// node cache
 	cacheDir      string
@@ -68,7 +68,6 @@ var flagEnv = []envFlag{
 	{"manifest", "STORAGE_INITIALIZER_MANIFEST"},
 	{"platform", "STORAGE_INITIALIZER_PLATFORM"},
 	{"ca-bundle", "STORAGE_INITIALIZER_CA_BUNDLE"},
-	{"insecure-registry", "KSERVE_OCI_INSECURE_REGISTRY"},
 	{"cache-dir", "STORAGE_CACHE_DIR"},
 	{"cache-max-bytes", "STORAGE_CACHE_MAX_BYTES"},
 }
@@ -97,7 +96,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&cfg.manifest, "manifest", "", "sha256sum-format manifest to verify pvc:// and local sources against")
 	fs.StringVar(&cfg.platform, "platform", "", "platform to pick from a multi-arch OCI index (default linux/<this arch>)")
 	fs.StringVar(&cfg.caBundle, "ca-bundle", "", "PEM file of extra CAs to trust for OCI registries")
-	fs.BoolVar(&cfg.insecureRegistry, "insecure-registry", false, "allow plain http and unverified TLS for OCI registries")
+	fs.StringSliceVar(&cfg.insecureRegistries, "insecure-registry", nil, "allow plain http and unverified TLS for these OCI registries (host[:port]; alone: all) [also KSERVE_OCI_INSECURE_REGISTRY: true or a list]")
+	fs.Lookup("insecure-registry").NoOptDefVal = "*"
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "node-local cache folder shared by pods (hostPath); empty: no cache")
 	fs.StringVar(&cacheMax, "cache-max-bytes", "0", "bound on the cache size, e.g. 200GiB (least recently used entries are evicted); 0: no bound")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
