@@ -113,7 +113,7 @@ func (r *stagedRun) extractAll(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := r.extractOne(ctx, l); err != nil {
+			if err := r.extractRetry(ctx, l); err != nil {
 				once.Do(func() { first = err; cancel(err) })
 				// Keep the verified layers for a rerun; drop this one.
 				_ = r.root.RemoveAll(layerDir(l.Index))
@@ -125,6 +125,28 @@ func (r *stagedRun) extractAll(ctx context.Context) error {
 		return first
 	}
 	return context.Cause(ctx)
+}
+
+// extractRetry extracts a layer, once more from scratch when its digest
+// did not match: bytes flipped in transit are caught only at the end of a
+// streamed layer, and a second download tells them from a corrupt blob.
+func (r *stagedRun) extractRetry(ctx context.Context, l Layer) error {
+	err := r.extractOne(ctx, l)
+	if err == nil || !errors.Is(err, ErrDigest) || ctx.Err() != nil {
+		return err
+	}
+	r.p.log.Warn("layer digest mismatch; fetching the layer again", zap.Int("layer", l.Index),
+		zap.String("digest", l.Digest), zap.Error(err))
+	if err := r.root.RemoveAll(layerDir(l.Index)); err != nil {
+		return fmt.Errorf("clear layer %d for a second try: %w", l.Index, err)
+	}
+	if err := r.extractOne(ctx, l); err != nil {
+		if errors.Is(err, ErrDigest) {
+			return fmt.Errorf("%w (after one refetch): the blob is corrupt in the registry; push the image again", err)
+		}
+		return err
+	}
+	return nil
 }
 
 // extractOne streams one layer into its folder and records it once its
@@ -143,7 +165,7 @@ func (r *stagedRun) extractOne(ctx context.Context, l Layer) error {
 	obs := r.p.eng.Observer()
 	s := openStream(ctx, streamSpec{
 		src: r.c.loader(l.Digest, r.p.log), digest: l.Digest, want: want, size: l.Size,
-		chunk: r.p.cfg.chunk, ahead: r.p.streamAhead(),
+		chunk: r.p.cfg.chunk, ahead: r.p.streamAhead(), log: r.p.log,
 		progress: func(n int64) {
 			obs.Transferred(n)
 			r.mu.Lock()

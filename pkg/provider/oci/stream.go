@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
@@ -50,6 +52,7 @@ type streamSpec struct {
 	chunk    int64
 	ahead    int
 	progress func(n int64)
+	log      *zap.Logger
 }
 
 func openStream(ctx context.Context, sp streamSpec) *layerStream {
@@ -88,7 +91,7 @@ func (s *layerStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			err := loadRetry(s.ctx, sp.src, sp.digest, length, off, func(r io.Reader) error {
+			err := loadRetry(s.ctx, sp.log, sp.src, sp.digest, length, off, func(r io.Reader) error {
 				_, err := io.ReadFull(r, buf[:length])
 				return err
 			})
@@ -180,7 +183,7 @@ const (
 	streamMaxDelay = 10 * time.Second
 )
 
-func loadRetry(ctx context.Context, src engine.Loader, what string, length, off int64, fn func(io.Reader) error) error {
+func loadRetry(ctx context.Context, log *zap.Logger, src engine.Loader, what string, length, off int64, fn func(io.Reader) error) error {
 	for attempt := 1; ; attempt++ {
 		err := loadOnce(ctx, src, length, off, fn)
 		if err == nil || ctx.Err() != nil || engine.IsPermanent(err) {
@@ -193,7 +196,10 @@ func loadRetry(ctx context.Context, src engine.Loader, what string, length, off 
 			return fmt.Errorf("layer %s bytes %d-%d: gave up after %d attempts: %w", what, off, off+length-1, attempt, err)
 		}
 		d := min(streamBackoff<<(attempt-1), streamMaxDelay)
-		t := time.NewTimer(d/2 + rand.N(d/2+1))
+		d = d/2 + rand.N(d/2+1)
+		log.Warn("retrying layer range", zap.String("layer", what), zap.Int64("offset", off), zap.Int64("length", length),
+			zap.Int("attempt", attempt), zap.Duration("delay", d), zap.Error(err))
+		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
