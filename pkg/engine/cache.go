@@ -240,7 +240,7 @@ func (c *Cache) copyInto(dest *os.Root, fr *fileRun, k, tmp string) (string, err
 	if err := dst.Chmod(fileMode(fr.f.Mode)); err != nil {
 		return "", err
 	}
-	writeStamp(dst, fr.stamp())
+	writeStamp(dst, fr.stampValue())
 	if !fr.f.ModTime.IsZero() {
 		_ = os.Chtimes(dst.Name(), fr.f.ModTime, fr.f.ModTime)
 	}

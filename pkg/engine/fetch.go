@@ -284,8 +284,12 @@ func (r *run) work() {
 // else downloads it (the existing file stays untouched until the commit).
 func (r *run) checkExisting(fr *fileRun) {
 	if fr.verifyExisting(r.ctx, r.root) {
+		verified := fr.chk.describe()
+		if fr.recorded != "" {
+			verified = fr.recorded + " (when fetched)"
+		}
 		r.finish(fr, FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusPresent,
-			Verified: fr.chk.describe(), Digest: digestOf(fr)})
+			Verified: verified, Digest: digestOf(fr)})
 		return
 	}
 	if r.ctx.Err() != nil {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -34,6 +35,9 @@ type fileRun struct {
 	// bodySum is the digest computed inline over it.
 	inBody  bool
 	bodySum []byte
+
+	// recorded is the verification an existing file's stamp records.
+	recorded string
 
 	tmp     *os.File
 	writeMu sync.Mutex // see writeAt
@@ -84,6 +88,20 @@ func (fr *fileRun) stamp() string {
 		want = string(fr.chk.want.Algorithm) + ":" + fr.chk.want.String()
 	}
 	return fmt.Sprintf("v1 size=%d id=%s check=%s", fr.f.Size, fr.f.Identity, want)
+}
+
+// stampValue is the stamp plus how the file was verified, for reports of
+// later runs that find it present.
+func (fr *fileRun) stampValue() string { return fr.stamp() + " verified=" + fr.chk.describe() }
+
+// matchStamp reports whether a recorded stamp is this file's, and the
+// verification it records.
+func (fr *fileRun) matchStamp(rec string) (string, bool) {
+	prefix := fr.stamp() + " verified="
+	if strings.HasPrefix(rec, prefix) {
+		return strings.TrimPrefix(rec, prefix), true
+	}
+	return "", false
 }
 
 // bounds are the offsets where the digest restarts: part ends for a
@@ -340,7 +358,8 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != fr.f.Size {
 		return false
 	}
-	if readStamp(f) == fr.stamp() {
+	if rec, ok := fr.matchStamp(readStamp(f)); ok {
+		fr.recorded = rec
 		return true
 	}
 	if fr.chk.want == nil || ctx.Err() != nil {
@@ -355,7 +374,7 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
 	if _, err := fr.compare(sums); err != nil {
 		return false
 	}
-	writeStamp(f, fr.stamp())
+	writeStamp(f, fr.stampValue())
 	return true
 }
 
@@ -376,7 +395,7 @@ func (fr *fileRun) seal(mode fs.FileMode) error {
 	if err := fr.tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("set mode of %s: %w", fr.rel, err)
 	}
-	writeStamp(fr.tmp, fr.stamp())
+	writeStamp(fr.tmp, fr.stampValue())
 	if err := fr.tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", fr.rel, err)
 	}
