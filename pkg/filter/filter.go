@@ -92,7 +92,9 @@ func Compile(glob string) (*regexp.Regexp, error) {
 			b.WriteString("[" + strings.ReplaceAll(class, `\`, `\\`) + "]")
 			i += j + 1
 		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			// One byte at a time: string(c) would turn each byte of a
+			// multi-byte UTF-8 letter into a different rune.
+			b.WriteString(regexp.QuoteMeta(glob[i : i+1]))
 		}
 	}
 	b.WriteString("$")
