@@ -72,7 +72,9 @@ func compileAll(pats []string) ([]*regexp.Regexp, error) {
 // Compile translates one fnmatch glob (*, ?, [seq], [!seq]) into a regexp.
 func Compile(glob string) (*regexp.Regexp, error) {
 	var b strings.Builder
-	b.WriteString("^")
+	// (?s): like fnmatch, * and ? match any character, newlines included,
+	// so a key with a newline cannot slip past an exclude pattern.
+	b.WriteString("(?s)^")
 	for i := 0; i < len(glob); i++ {
 		switch c := glob[i]; c {
 		case '*':
