@@ -57,3 +57,16 @@ func TestParseBytes(t *testing.T) {
 	_, err := parseBytes("-1")
 	assert.Error(t, err)
 }
+
+func TestDryRunListsAndWritesNothing(t *testing.T) {
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "model.bin"), []byte("weights"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "config.json"), []byte("{}"), 0o644))
+	dest := filepath.Join(t.TempDir(), "dest")
+	stdout, stderr, code := runSI(t, nil, "--dry-run", "--log-format", "console", "--pvc-mode", "copy", src, dest)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "model.bin")
+	assert.Contains(t, stdout, "2 files, 9 B")
+	_, err := os.Stat(dest)
+	assert.True(t, os.IsNotExist(err), "a dry run creates nothing")
+}

@@ -34,6 +34,7 @@ type config struct {
 	summaryJSON    string
 	progressEvery  time.Duration
 	showVersion    bool
+	dryRun         bool
 	filter         func(string) bool
 
 	// providers
@@ -68,6 +69,7 @@ var flagEnv = []envFlag{
 	{"manifest", "STORAGE_INITIALIZER_MANIFEST"},
 	{"platform", "STORAGE_INITIALIZER_PLATFORM"},
 	{"ca-bundle", "STORAGE_INITIALIZER_CA_BUNDLE"},
+	{"dry-run", "STORAGE_INITIALIZER_DRY_RUN"},
 	{"cache-dir", "STORAGE_CACHE_DIR"},
 	{"cache-max-bytes", "STORAGE_CACHE_MAX_BYTES"},
 }
@@ -100,6 +102,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Lookup("insecure-registry").NoOptDefVal = "*"
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "node-local cache folder shared by pods (hostPath); empty: no cache")
 	fs.StringVar(&cacheMax, "cache-max-bytes", "0", "bound on the cache size, e.g. 200GiB (least recently used entries are evicted); 0: no bound")
+	fs.BoolVar(&cfg.dryRun, "dry-run", false, "resolve the sources and list what would be fetched (count, size, verification available); write nothing")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, usageLine)

@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		engine.WithLogger(log),
 		engine.WithObserver(prog),
 		engine.WithFilter(cfg.filter),
+		engine.WithDryRun(cfg.dryRun),
 	}
 	if cfg.cacheDir != "" {
 		// A cache is an accelerator: an unusable one is a warning, never a failure.
@@ -82,6 +83,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if err != nil {
 			return fail(cfg, log, stderr, err, exitUsage)
 		}
+		if cfg.dryRun {
+			rep, err := p.Fetch(ctx, src, dest)
+			if err != nil {
+				return fail(cfg, log, stderr, err, exitFail)
+			}
+			printPlan(stdout, cfg, src, dest, rep)
+			continue
+		}
 		if err := os.MkdirAll(dest, 0o755); err != nil { // KServe creates each DEST first
 			return fail(cfg, log, stderr, fmt.Errorf("create destination %s: %w", dest, err), exitFail)
 		}
@@ -96,6 +105,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		total.Add(rep)
 	}
 	prog.Stop()
+	if cfg.dryRun {
+		return exitOK
+	}
 	total.Duration = time.Since(start)
 	if err := writeSummary(cfg, log, stderr, total); err != nil {
 		return fail(cfg, log, stderr, err, exitFail)

@@ -332,3 +332,22 @@ func TestNotEnoughSpaceFailsBeforeFetching(t *testing.T) {
 	require.ErrorContains(t, err, "not enough space")
 	assert.Equal(t, int64(0), src.calls.Load())
 }
+
+func TestDryRunPlansWithoutTouchingDest(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "dest")
+	data := randBytes(50, 1000)
+	src := &memSource{data: data}
+	rep, err := fastEngine(WithDryRun(true)).Fetch(context.Background(), dest, []File{
+		{Path: "a", Size: 1000, Expect: []checksum.Value{sumOf(checksum.SHA256, data)}, Source: src},
+		{Path: "b", Size: 1000, ChecksumsInBody: true, Source: src},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, int64(2000), rep.Bytes)
+	assert.Equal(t, StatusPlanned, rep.Files[0].Status)
+	assert.Equal(t, "sha256", rep.Files[0].Verified)
+	assert.Equal(t, "checksum sent with the download", rep.Files[1].Verified)
+	assert.Equal(t, int64(0), src.calls.Load())
+	_, err = os.Stat(dest)
+	assert.True(t, errors.Is(err, os.ErrNotExist), "a dry run creates nothing")
+}

@@ -54,6 +54,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b 
 // its final name. Files already complete are kept; partial ones resume.
 func (e *Engine) Fetch(ctx context.Context, dest string, files []File) (*Report, error) {
 	start := time.Now()
+	if e.dryRun {
+		return e.dryRunReport(files)
+	}
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return nil, fmt.Errorf("create destination %s: %w", dest, err)
 	}
@@ -122,6 +125,26 @@ func (e *Engine) Fetch(ctx context.Context, dest string, files []File) (*Report,
 	r.report.Bytes = total
 	r.report.Duration = time.Since(start)
 	return &r.report, nil
+}
+
+// dryRunReport lists what Fetch would produce and how each file would be
+// verified, touching nothing.
+func (e *Engine) dryRunReport(files []File) (*Report, error) {
+	runs, err := e.plan(files)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{}
+	for _, fr := range runs {
+		verified := fr.chk.describe()
+		if fr.inBody {
+			verified = "checksum sent with the download"
+		}
+		rep.Files = append(rep.Files, FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusPlanned,
+			Verified: verified, Digest: digestOf(fr)})
+		rep.Bytes += fr.f.Size
+	}
+	return rep, nil
 }
 
 // plan validates paths and picks each file's verification up front, so bad

@@ -27,6 +27,7 @@ type Engine struct {
 	observer    Observer
 	filter      func(rel string) bool
 	cache       *Cache
+	dryRun      bool
 }
 
 // Option configures an Engine.
@@ -117,6 +118,14 @@ func WithObserver(o Observer) Option {
 // WithFilter keeps only files whose relative path the function accepts
 // (STORAGE_ALLOW_PATTERNS / STORAGE_IGNORE_PATTERNS).
 func WithFilter(keep func(rel string) bool) Option { return func(e *Engine) { e.filter = keep } }
+
+// WithDryRun makes Fetch report what it would do without fetching or
+// writing anything.
+func WithDryRun(on bool) Option { return func(e *Engine) { e.dryRun = on } }
+
+// DryRun reports whether the engine only plans; providers that stage files
+// themselves check it before downloading.
+func (e *Engine) DryRun() bool { return e.dryRun }
 
 // Concurrency is the bound on requests in flight; providers size their HTTP
 // connection pools from it.

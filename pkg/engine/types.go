@@ -99,6 +99,7 @@ const (
 	StatusResumed    Status = "resumed"    // continued from a journal
 	StatusPresent    Status = "present"    // already complete in DEST, not fetched
 	StatusCached     Status = "cached"     // materialised from the node cache, not fetched
+	StatusPlanned    Status = "planned"    // --dry-run: would be fetched
 )
 
 // FileResult is the integrity record of one committed file.

@@ -101,6 +101,9 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 	}
 	p.log.Info("probed", zap.String("url", t.display), zap.Int64("size", m.size), zap.Bool("ranges", m.ranges),
 		zap.String("archive", kind))
+	if p.eng.DryRun() {
+		return dryRunReport(t, m, kind), nil
+	}
 	// The engine runs ranged (or, for a file of one chunk, whole) reads. An
 	// archive the include/exclude patterns would drop by name bypasses it:
 	// the patterns apply to its contents.
@@ -188,4 +191,17 @@ func (p *Provider) viaStream(ctx context.Context, r *request, m remote, dest, ki
 	}
 	p.eng.Observer().FileDone(res)
 	return u.commit(ctx, dest, r.t.name, res)
+}
+
+// dryRunReport says what Fetch would download (--dry-run).
+func dryRunReport(t target, m remote, kind string) *engine.Report {
+	verified := "size only"
+	if len(t.expect) > 0 {
+		verified = string(t.expect[0].Algorithm) + " (URL fragment)"
+	}
+	if kind != kindNone {
+		verified += ", extracted as " + kind
+	}
+	return &engine.Report{Bytes: max(m.size, 0), Files: []engine.FileResult{{Path: t.name, Size: m.size,
+		Status: engine.StatusPlanned, Verified: verified}}}
 }

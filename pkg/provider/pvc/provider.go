@@ -135,6 +135,10 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 	if err != nil {
 		return nil, engine.Permanent(err)
 	}
+	if p.eng.DryRun() {
+		// --dry-run: checked, reported, nothing linked or copied.
+		return p.verifyReport(t, digests), nil
+	}
 	switch p.mode {
 	case ModeCopy:
 		return p.copy(ctx, t, dest, m)

@@ -144,7 +144,7 @@ func (p *planner) describeAll(ctx context.Context, loc location, objs []listed) 
 func (p *planner) fromListing(obj objectRef, o listed) (engine.File, bool) {
 	// A multipart ETag ("…-N") means a composite checksum may need the part
 	// layout, which only a HEAD gives.
-	if p.headAll || p.eng.Caching() || o.size <= 0 || o.size > p.eng.ChunkSize() || o.etag == "" || strings.Contains(o.etag, "-") {
+	if p.headAll || p.eng.Caching() || p.eng.DryRun() || o.size <= 0 || o.size > p.eng.ChunkSize() || o.etag == "" || strings.Contains(o.etag, "-") {
 		return engine.File{}, false
 	}
 	obj.etag = o.etag
