@@ -67,11 +67,39 @@ for set in llm small; do
   measure "$set" rclone "${cleanenv[@]}" "${rclone_env[@]}" rclone copy --transfers 16 --multi-thread-streams 8 "bench:bench/$set" "$dest"
 done
 
+# Node cache: a cold pull into the cache, a warm start from it (same
+# filesystem: hardlinks), and two concurrent cold pulls, with the bytes the
+# store served read from MinIO's own traffic counter.
+sent() { curl -fs "$ep/minio/v2/metrics/cluster" | awk '/^minio_s3_traffic_sent_bytes/ {printf "%.0f\n", $2}'; }
+{ # a one-file wrapper so /usr/bin/time can run it
+  printf '#!/usr/bin/env bash\nexec'
+  printf ' %q' "${cleanenv[@]}" "AWS_ENDPOINT_URL=$ep" "STORAGE_CACHE_DIR=$work/cache" "$bin" --log-format json s3://bench/llm
+  printf ' "$1"\n'
+} >"$work/si-cache"
+chmod +x "$work/si-cache"
+cache_rows="$work/cache.tsv"
+: >"$cache_rows"
+for i in $(seq 1 "$runs"); do
+  rm -rf "$work/cache" "$work/c1" "$work/c2" "$work/c3" && sync
+  /usr/bin/time -f "%e" -o "$work/t.cold" "$work/si-cache" "$work/c1" >/dev/null 2>&1
+  /usr/bin/time -f "%e" -o "$work/t.warm" "$work/si-cache" "$work/c2" >/dev/null 2>&1
+  rm -rf "$work/cache" "$work/c1" "$work/c2" && sync
+  before=$(sent)
+  "$work/si-cache" "$work/c1" >/dev/null 2>&1 &
+  "$work/si-cache" "$work/c2" >/dev/null 2>&1 &
+  wait
+  after=$(sent)
+  diff -r "$data/llm" "$work/c2" >/dev/null || { echo "bench: cached copy differs" >&2; exit 1; }
+  printf '%s\t%s\t%s\n' "$(cat "$work/t.cold")" "$(cat "$work/t.warm")" "$((after - before))" >>"$cache_rows"
+  echo "bench: cache run $i: cold $(cat "$work/t.cold")s, warm $(cat "$work/t.warm")s, two concurrent cold pulls served $((after - before)) bytes" >&2
+done
+rm -rf "$work/cache" "$work/c1" "$work/c2"
+
 size_llm=$(du -sb "$data/llm" | cut -f1)
 size_small=$(du -sb "$data/smallset/small" | cut -f1)
-python3 - "$results" "$size_llm" "$size_small" "$runs" <<'PY'
+python3 - "$results" "$size_llm" "$size_small" "$runs" "$cache_rows" <<'PY'
 import sys, statistics, collections, datetime, platform, os
-path, size_llm, size_small, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+path, size_llm, size_small, runs, cache_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 rows = collections.defaultdict(list)
 rss = collections.defaultdict(int)
 for line in open(path):
@@ -88,4 +116,13 @@ for s in ("llm", "small"):
         m = statistics.median(rows[(s, tool)])
         ratio = "—" if tool == "storage-initializer" else f"{m/ours:.2f}x"
         print(f"| {names[s]} | {tool} | {m:.2f} | {sizes[s]/2**20/m:.0f} | {ratio} | {rss[(s, tool)]/1024:.0f} |")
+cold, warm, served = [], [], []
+for line in open(cache_path):
+    c, w, b = line.split()
+    cold.append(float(c)); warm.append(float(w)); served.append(int(b))
+print("\n| node cache, model (a) | median |")
+print("|---|---:|")
+print(f"| cold pull into the cache (s) | {statistics.median(cold):.2f} |")
+print(f"| warm start from the cache, same filesystem (s) | {statistics.median(warm):.2f} |")
+print(f"| two concurrent cold pulls: bytes served / model size | {statistics.median(served)/size_llm:.3f}x |")
 PY
