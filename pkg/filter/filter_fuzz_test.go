@@ -45,7 +45,7 @@ func FuzzCompile(f *testing.F) {
 			}
 		}
 		if re.MatchString(name) {
-			if re.MatchString(name + "/extra") && !strings.ContainsAny(glob, "*") {
+			if re.MatchString(name+"/extra") && !strings.ContainsAny(glob, "*") {
 				t.Fatalf("pattern %q without * matches %q and %q: not anchored", glob, name, name+"/extra")
 			}
 			star, err := Compile("*" + glob)
