@@ -70,7 +70,8 @@ done
 # Node cache: a cold pull into the cache, a warm start from it (same
 # filesystem: hardlinks), and two concurrent cold pulls, with the bytes the
 # store served read from MinIO's own traffic counter.
-sent() { curl -fs "$ep/minio/v2/metrics/cluster" | awk '/^minio_s3_traffic_sent_bytes/ {printf "%.0f\n", $2}'; }
+# MinIO refreshes this counter about every 10 s: settle before each read.
+sent() { sleep 11; curl -fs "$ep/minio/v2/metrics/cluster" | awk '/^minio_s3_traffic_sent_bytes/ {printf "%.0f\n", $2}'; }
 { # a one-file wrapper so /usr/bin/time can run it
   printf '#!/usr/bin/env bash\nexec'
   printf ' %q' "${cleanenv[@]}" "AWS_ENDPOINT_URL=$ep" "STORAGE_CACHE_DIR=$work/cache" "$bin" --log-format json s3://bench/llm
