@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestTarBasic(t *testing.T) {
@@ -203,4 +206,21 @@ func TestTarDirModes(t *testing.T) {
 	if int(sst.Uid) != os.Getuid() {
 		t.Fatalf("owner changed")
 	}
+}
+
+func TestTarLargeFileWrittenBehind(t *testing.T) {
+	dst, root := newDst(t)
+	body := bytes.Repeat([]byte("0123456789abcdef"), (asyncMin+3*copyBuf+5)/16)
+	data := mkTar(t, file("big.bin", string(body)), file("small", "s"))
+	st, err := extractTar(t, root, data, Options{})
+	require.NoError(t, err)
+	got, err := os.ReadFile(filepath.Join(dst, "big.bin"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(body, got), "large file differs")
+	assert.Equal(t, int64(len(body)+1), st.Bytes)
+
+	// A stream that ends inside the large file fails, it is not cut short.
+	_, root = newDst(t)
+	_, err = extractTar(t, root, data[:len(data)/2], Options{})
+	assert.Error(t, err)
 }

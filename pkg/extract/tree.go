@@ -10,7 +10,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -209,8 +208,6 @@ func (t *tree) dir(rel string, mode fs.FileMode, mtime time.Time) error {
 	return nil
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
 // file writes size bytes from r as a new file at rel.
 func (t *tree) file(ctx context.Context, rel string, r io.Reader, size int64, mode fs.FileMode, mtime time.Time) error {
 	if err := t.parents(rel); err != nil {
@@ -224,9 +221,7 @@ func (t *tree) file(ctx context.Context, rel string, r io.Reader, size int64, mo
 	if err != nil {
 		return fmt.Errorf("create %s: %w", rel, err)
 	}
-	buf := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, io.LimitReader(r, size)}, *buf)
-	copyBufs.Put(buf)
+	n, err := copyFile(ctx, f, r, size)
 	if err == nil && n != size {
 		err = io.ErrUnexpectedEOF
 	}
