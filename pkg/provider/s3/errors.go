@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -61,6 +62,14 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	status, code, hdr := apiError(err)
 	tag := fmt.Sprintf(" [HTTP %d %s]", status, code)
 	if status == 0 {
+		// An untrusted certificate is not a network blip: say what to
+		// configure, and do not let the engine retry it.
+		var cve *tls.CertificateVerificationError
+		if errors.As(err, &cve) {
+			return engine.Permanent(&s3Error{msg: fmt.Sprintf("%s %s: the TLS certificate of %s is not trusted (%v): "+
+				"set AWS_CA_BUNDLE (or the CA bundle configmap) to the CA that signed it, or S3_VERIFY_SSL=0 to skip verification",
+				op, uri, c.where, cve.Err), err: err})
+		}
 		// No response at all: keep the network error, drop the SDK's
 		// wrapping ("https response error StatusCode: 0, RequestID: …").
 		var ne *net.OpError
