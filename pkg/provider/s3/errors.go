@@ -87,6 +87,12 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	case code == "InvalidAccessKeyId":
 		return perm("%s %s: the access key id is not known at %s: check AWS_ACCESS_KEY_ID (credentials from %s)",
 			op, uri, c.where, c.credSource)
+	case code == "ExpiredToken" || code == "TokenRefreshRequired":
+		return perm("%s %s: the session token has expired at %s: refresh AWS_SESSION_TOKEN (credentials from %s)",
+			op, uri, c.where, c.credSource)
+	case code == "InvalidToken" || code == "InvalidTokenId":
+		return perm("%s %s: the session token is not valid at %s: check AWS_SESSION_TOKEN (credentials from %s)",
+			op, uri, c.where, c.credSource)
 	case code == "SignatureDoesNotMatch":
 		return perm("%s %s: the secret key does not match the access key at %s: check AWS_SECRET_ACCESS_KEY (credentials from %s)",
 			op, uri, c.where, c.credSource)
