@@ -1,0 +1,457 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"html"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// Hostile input and environment faults, run through the binary: each
+// failure must exit 1 with a one-line reason on stderr and in the
+// termination log, write nothing outside DEST, leave no partial file under
+// a final name, and never print a secret.
+
+// Known secret values planted in the environment of every failure path.
+const (
+	plantedSecret = "sEcReT-AWS-KEY-never-logged-8c1f"
+	plantedToken  = "TOKEN-never-logged-2b9e"
+	plantedConfig = "CFG-SECRET-never-logged-77aa"
+)
+
+// failureCase is one way a download can fail.
+type failureCase struct {
+	name string
+	// setup prepares the case and returns env, source and DEST; it may
+	// register cleanups (mounts, servers).
+	setup  func(t *testing.T) (env []string, src, dest string)
+	reason string // substring of the one-line reason
+	// during, when set, runs while the proxy holds the download.
+	during func(t *testing.T, dest string)
+	// check runs after the binary failed.
+	check func(t *testing.T, dest string)
+}
+
+// secretsIn lists the secrets a failure's output must not contain.
+func secretsIn(m s3e2eServer) []string {
+	return []string{plantedSecret, plantedToken, plantedConfig, m.SecretKey}
+}
+
+// otherTypeConfig is a STORAGE_CONFIG for another storage type: the S3
+// provider ignores it, and its secret must not be printed either.
+var otherTypeConfig = `STORAGE_CONFIG={"type":"gcs","private_key":"` + plantedConfig + `"}`
+
+func TestSecurityFailurePaths(t *testing.T) {
+	m := s3e2eMinIO(t)
+	bucket := m.Bucket(t)
+	model := map[string][]byte{"w.bin": s3e2eRandom(3<<20, 71), "config.json": []byte(`{"a":1}`)}
+	for rel, b := range model {
+		m.Put(t, bucket, "m/"+rel, b, types.ChecksumAlgorithmCrc64nvme)
+	}
+	m.Put(t, bucket, "big/w.bin", s3e2eRandom(16<<20, 72), types.ChecksumAlgorithmCrc64nvme)
+	many := map[string][]byte{}
+	for i := range 60 {
+		many[fmt.Sprintf("f%02d.bin", i)] = s3e2eRandom(100<<10, int64(200+i))
+	}
+	putAll(t, m, bucket, "many/", many, types.ChecksumAlgorithmCrc32c)
+	good := func(extra ...string) []string {
+		return append(append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+m.Endpoint, otherTypeConfig), extra...)
+	}
+	var proxy *fpProxy // started by the ENOSPC case
+
+	cases := []failureCase{{
+		name: "wrong access key id",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return []string{"AWS_ENDPOINT_URL=" + m.Endpoint, "AWS_ACCESS_KEY_ID=nobody", "AWS_SECRET_ACCESS_KEY=" + plantedSecret,
+				"AWS_SESSION_TOKEN=" + plantedToken}, "s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "check AWS_ACCESS_KEY_ID",
+	}, {
+		name: "wrong secret key",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return []string{"AWS_ENDPOINT_URL=" + m.Endpoint, "AWS_ACCESS_KEY_ID=" + m.AccessKey,
+				"AWS_SECRET_ACCESS_KEY=" + plantedSecret}, "s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "check AWS_SECRET_ACCESS_KEY",
+	}, {
+		name: "wrong secret in STORAGE_CONFIG",
+		setup: func(t *testing.T) ([]string, string, string) {
+			cfg := fmt.Sprintf(`{"type":"s3","endpoint_url":%q,"access_key_id":%q,"secret_access_key":%q}`,
+				m.Endpoint, m.AccessKey, plantedConfig)
+			return []string{"STORAGE_CONFIG=" + cfg, "AWS_SECRET_ACCESS_KEY=" + plantedSecret},
+				"s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "check AWS_SECRET_ACCESS_KEY (credentials from access_key_id/secret_access_key in STORAGE_CONFIG)",
+	}, {
+		name: "invalid session token",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return append(good(), "AWS_SESSION_TOKEN="+plantedToken), "s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "check AWS_SESSION_TOKEN",
+	}, {
+		name: "STORAGE_CONFIG that is not JSON",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return []string{`STORAGE_CONFIG={"type":"s3","secret_access_key":"` + plantedConfig + `",`,
+				"AWS_SECRET_ACCESS_KEY=" + plantedSecret}, "s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "STORAGE_CONFIG is not a JSON object",
+	}, {
+		name: "unknown bucket",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return good(), "s3://si-no-such-bucket-4e1d/m", t.TempDir()
+		},
+		reason: "bucket si-no-such-bucket-4e1d does not exist",
+	}, {
+		name: "source permission denied (anonymous read of a private bucket)",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return []string{"AWS_ENDPOINT_URL=" + m.Endpoint, "awsAnonymousCredential=true", "AWS_SECRET_ACCESS_KEY=" + plantedSecret,
+				"AWS_ACCESS_KEY_ID=" + m.AccessKey}, "s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "access denied",
+	}, {
+		name: "TLS with an untrusted certificate",
+		setup: func(t *testing.T) ([]string, string, string) {
+			url, _ := tlsFront(t, m)
+			return append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+url, "AWS_SESSION_TOKEN=", otherTypeConfig),
+				"s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "certificate signed by unknown authority",
+	}, {
+		name: "DNS failure",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return append(s3e2eKeys(m), "AWS_ENDPOINT_URL=http://no-such-host.invalid", otherTypeConfig),
+				"s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "cannot reach http://no-such-host.invalid",
+	}, {
+		name: "DEST on a full filesystem (checked before fetching)",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return good(), "s3://" + bucket + "/big", mountTmpfs(t, "size=8m")
+		},
+		reason: "not enough space",
+		check: func(t *testing.T, dest string) {
+			assert.Empty(t, finalFiles(t, dest), "nothing under a final name")
+		},
+	}, {
+		name: "ENOSPC while fetching (the disk filled up meanwhile)",
+		setup: func(t *testing.T) ([]string, string, string) {
+			proxy = startFaultProxy(t, m.Endpoint)
+			proxy.set(t, fpConfig{HoldAfter: 1 << 20})
+			return append(good(), "AWS_ENDPOINT_URL="+proxy.URL), "s3://" + bucket + "/many", mountTmpfs(t, "size=8m")
+		},
+		during: func(t *testing.T, dest string) {
+			fillFilesystem(t, dest)
+			proxy.release(t)
+		},
+		reason: "no space left",
+		check: func(t *testing.T, dest string) {
+			for rel, b := range finalFiles(t, dest) {
+				if rel == "filler" {
+					continue
+				}
+				assert.Equal(t, many[rel], b, "%s under its final name is complete and right", rel)
+			}
+		},
+	}, {
+		name: "DEST not writable (read-only mount)",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return good(), "s3://" + bucket + "/m", mountTmpfs(t, "size=1m,ro")
+		},
+		reason: "read-only file system",
+	}, {
+		name: "pre-existing symlink in DEST pointing outside",
+		setup: func(t *testing.T) ([]string, string, string) {
+			parent := t.TempDir()
+			dest, outside := filepath.Join(parent, "dest"), filepath.Join(parent, "outside")
+			require.NoError(t, os.MkdirAll(dest, 0o755))
+			require.NoError(t, os.MkdirAll(outside, 0o755))
+			m.Put(t, bucket, "linked/sub/w.bin", []byte("through the link"), "")
+			require.NoError(t, os.Symlink(outside, filepath.Join(dest, "sub")))
+			return good(), "s3://" + bucket + "/linked", dest
+		},
+		reason: "a symlink in DEST pointing outside it is refused",
+		check: func(t *testing.T, dest string) {
+			entries, err := os.ReadDir(filepath.Join(filepath.Dir(dest), "outside"))
+			require.NoError(t, err)
+			assert.Empty(t, entries, "nothing written outside DEST")
+		},
+	}, {
+		name: "S3 keys that climb out of DEST",
+		setup: func(t *testing.T) ([]string, string, string) {
+			url := hostileS3(t, "b", []string{"m/ok.bin", "m/../../escape.bin"})
+			return append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+url, otherTypeConfig), "s3://b/m", t.TempDir()
+		},
+		reason: `object key "m/../../escape.bin" cannot be saved inside DEST`,
+		check:  noEscape("escape.bin"),
+	}, {
+		name: "S3 key with an absolute remainder",
+		setup: func(t *testing.T) ([]string, string, string) {
+			url := hostileS3(t, "b", []string{"m//tmp/si-hostile-abs.bin"})
+			return append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+url, otherTypeConfig), "s3://b/m", t.TempDir()
+		},
+		reason: "cannot be saved inside DEST",
+		check: func(t *testing.T, dest string) {
+			_, err := os.Lstat("/tmp/si-hostile-abs.bin")
+			assert.True(t, os.IsNotExist(err), "nothing written at the absolute path")
+		},
+	}, {
+		name: "S3 keys that collide in DEST (a and a/)",
+		setup: func(t *testing.T) ([]string, string, string) {
+			url := hostileS3(t, "b", []string{"m/a", "m/a/b"})
+			return append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+url, otherTypeConfig), "s3://b/m", t.TempDir()
+		},
+		reason: "needs a to be a folder",
+	}}
+
+	for _, fc := range cases {
+		t.Run(fc.name, func(t *testing.T) {
+			env, src, dest := fc.setup(t)
+			termLog := filepath.Join(t.TempDir(), "termination-log")
+			require.NoError(t, os.WriteFile(termLog, nil, 0o644))
+			args := []string{"--log-level", "debug", "--termination-log", termLog, "--chunk-size", "1MiB",
+				"--concurrency", "4", "--max-attempts", "2", src, dest}
+			var stdout, stderr string
+			var code int
+			if fc.during == nil {
+				stdout, stderr, code = runSI(t, env, args...)
+			} else {
+				cmd, out := startSI(t, env, args...)
+				require.True(t, waitFor(t, 30*time.Second, func() bool { return proxy.stats(t).Held }), "never held: %s", out)
+				fc.during(t, dest)
+				err := cmd.Wait()
+				code = cmd.ProcessState.ExitCode()
+				_ = err
+				stderr = out.String()
+			}
+			reason, err := os.ReadFile(termLog)
+			require.NoError(t, err)
+			assert.Equal(t, 1, code, "exit code\nstdout: %s\nstderr: %s", stdout, stderr)
+			assert.Contains(t, logText(stderr), fc.reason)
+			assert.Contains(t, string(reason), fc.reason, "the termination log says why")
+			assert.Equal(t, 1, strings.Count(string(reason), "\n"), "one line: %q", reason)
+			t.Logf("reason: %s", strings.TrimSpace(string(reason)))
+			for _, out := range []string{stdout, stderr, string(reason)} {
+				for _, secret := range secretsIn(m) {
+					assert.NotContains(t, out, secret, "a secret was printed")
+				}
+			}
+			if fc.check != nil {
+				fc.check(t, dest)
+			}
+		})
+	}
+}
+
+// TestSecurityTLSWithCABundle is the positive half of the untrusted-TLS
+// case: the same endpoint works once AWS_CA_BUNDLE names its certificate.
+func TestSecurityTLSWithCABundle(t *testing.T) {
+	m := s3e2eMinIO(t)
+	bucket := m.Bucket(t)
+	body := s3e2eRandom(2<<20, 81)
+	m.Put(t, bucket, "m/w.bin", body, types.ChecksumAlgorithmSha256)
+	url, caFile := tlsFront(t, m)
+	dest := t.TempDir()
+	_, stderr, code := runSI(t, append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+url, "AWS_CA_BUNDLE="+caFile), "s3://"+bucket+"/m", dest)
+	require.Equal(t, 0, code, stderr)
+	s3e2eAssertTree(t, dest, map[string][]byte{"w.bin": body})
+}
+
+// TestHostileSymlinkToAFileIsReplacedNotFollowed: DEST/w.bin is a symlink
+// to a file outside DEST; the download replaces the link with the real file
+// and the outside file keeps its content.
+func TestHostileSymlinkToAFileIsReplacedNotFollowed(t *testing.T) {
+	m := s3e2eMinIO(t)
+	bucket := m.Bucket(t)
+	body := s3e2eRandom(3<<20+1, 82)
+	m.Put(t, bucket, "m/w.bin", body, types.ChecksumAlgorithmCrc64nvme)
+	parent := t.TempDir()
+	dest, victim := filepath.Join(parent, "dest"), filepath.Join(parent, "victim")
+	require.NoError(t, os.MkdirAll(dest, 0o755))
+	// Same size as the object, so a "file already there" check would see it.
+	require.NoError(t, os.WriteFile(victim, make([]byte, len(body)), 0o644))
+	require.NoError(t, os.Symlink(victim, filepath.Join(dest, "w.bin")))
+	_, stderr, code := runSI(t, append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+m.Endpoint), "--chunk-size", "1MiB", "s3://"+bucket+"/m", dest)
+	require.Equal(t, 0, code, stderr)
+	fi, err := os.Lstat(filepath.Join(dest, "w.bin"))
+	require.NoError(t, err)
+	assert.True(t, fi.Mode().IsRegular(), "the link was replaced by a regular file")
+	s3e2eAssertTree(t, dest, map[string][]byte{"w.bin": body})
+	got, err := os.ReadFile(victim)
+	require.NoError(t, err)
+	assert.Equal(t, make([]byte, len(body)), got, "the file outside DEST is untouched")
+}
+
+// TestHostileKeysOnMinIO records what MinIO itself does with a key that
+// has "..": it refuses it (then the fake server above covers the binary),
+// or stores it, and then the binary must refuse to write it.
+func TestHostileKeysOnMinIO(t *testing.T) {
+	m := s3e2eMinIO(t)
+	bucket := m.Bucket(t)
+	m.Put(t, bucket, "m/ok.bin", []byte("ok"), "")
+	_, err := m.Client().PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String("m/../../escape.bin"), Body: strings.NewReader("evil")})
+	if err != nil {
+		t.Logf("MinIO refuses the key m/../../escape.bin (%v): the binary is tested against a fake S3 listing instead", err)
+		assert.Contains(t, err.Error(), "XMinioInvalid", "MinIO names the key as invalid")
+		return
+	}
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "dest")
+	_, stderr, code := runSI(t, append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+m.Endpoint), "s3://"+bucket+"/m", dest)
+	assert.Equal(t, 1, code, stderr)
+	assert.Contains(t, stderr, "cannot be saved inside DEST")
+	noEscape("escape.bin")(t, dest)
+}
+
+// logText is stderr with its JSON log lines decoded (messages and fields
+// as plain text), so a reason with quotes can be looked for as written.
+func logText(stderr string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(stderr, "\n") {
+		var fields map[string]any
+		if json.Unmarshal([]byte(line), &fields) != nil {
+			b.WriteString(line + "\n")
+			continue
+		}
+		for _, v := range fields {
+			if s, ok := v.(string); ok {
+				b.WriteString(s + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+// noEscape checks nothing named name exists above DEST (up to /tmp).
+func noEscape(name string) func(t *testing.T, dest string) {
+	return func(t *testing.T, dest string) {
+		for d := filepath.Dir(dest); d != "/" && d != "."; d = filepath.Dir(d) {
+			_, err := os.Lstat(filepath.Join(d, name))
+			assert.True(t, os.IsNotExist(err), "%s written outside DEST in %s", name, d)
+		}
+		for rel := range finalFiles(t, dest) {
+			assert.NotContains(t, rel, "escape", "no hostile file is committed")
+		}
+	}
+}
+
+// tlsFront serves MinIO over HTTPS with httptest's self-signed certificate
+// (a reverse proxy that keeps Host, so signatures stay valid). It returns
+// the URL and a PEM file of the certificate.
+func tlsFront(t *testing.T, m s3e2eServer) (string, string) {
+	t.Helper()
+	target, err := url.Parse(m.Endpoint)
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewUnstartedServer(rp)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are the point
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644))
+	return srv.URL, ca
+}
+
+// hostileS3 is a minimal S3 endpoint whose listing of bucket holds keys
+// (objects of 3 bytes); HEADs of anything else are 404, so a folder URI
+// goes to the listing. It exists because real servers refuse to store
+// some of these keys, while a hostile or buggy server may still list them.
+func hostileS3(t *testing.T, bucket string, keys []string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := strings.Trim(r.URL.Path, "/")
+		if p == bucket && r.URL.Query().Get("list-type") == "2" {
+			var b strings.Builder
+			b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`)
+			fmt.Fprintf(&b, "<Name>%s</Name><KeyCount>%d</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>", bucket, len(keys))
+			for _, k := range keys {
+				fmt.Fprintf(&b, `<Contents><Key>%s</Key><Size>3</Size><ETag>"900150983cd24fb0d6963f7d28e17f72"</ETag><LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>`,
+					html.EscapeString(k))
+			}
+			b.WriteString("</ListBucketResult>")
+			w.Header().Set("Content-Type", "application/xml")
+			_, _ = io.WriteString(w, b.String())
+			return
+		}
+		if r.Method == http.MethodHead || r.Method == http.MethodGet {
+			for _, k := range keys {
+				if p == bucket+"/"+k {
+					w.Header().Set("Content-Length", "3")
+					w.Header().Set("ETag", `"900150983cd24fb0d6963f7d28e17f72"`)
+					if r.Method == http.MethodGet {
+						_, _ = io.WriteString(w, "abc")
+					}
+					return
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusNotFound)
+		if r.Method != http.MethodHead {
+			_, _ = io.WriteString(w, `<Error><Code>NoSuchKey</Code><Message>no</Message></Error>`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// mountTmpfs mounts a fresh tmpfs with opts (e.g. "size=8m" or
+// "size=1m,ro") for the test. Root ignores mode bits, so a read-only or
+// full filesystem needs a real mount; without the privilege the test is
+// skipped, saying why.
+func mountTmpfs(t *testing.T, opts string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "si-test", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root with CAP_SYS_ADMIN) for a full or read-only DEST: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Logf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillFilesystem writes a file that takes all the space left on dir's
+// filesystem.
+func fillFilesystem(t *testing.T, dir string) {
+	t.Helper()
+	var st unix.Statfs_t
+	require.NoError(t, unix.Statfs(dir, &st))
+	free := int64(st.Bavail) * int64(st.Bsize)
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	require.NoError(t, err)
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for written := int64(0); written < free; {
+		n, err := f.Write(buf)
+		written += int64(n)
+		if err != nil {
+			break // ENOSPC: full
+		}
+	}
+	require.NoError(t, unix.Statfs(dir, &st))
+	t.Logf("filled %s: %d bytes left", dir, int64(st.Bavail)*int64(st.Bsize))
+}
