@@ -27,6 +27,7 @@ type stagedRun struct {
 	stage  *engine.Stage
 	root   *os.Root
 
+	extra   chan struct{} // read-ahead buffers shared by the layer streams
 	mu      sync.Mutex
 	records map[int]layerRecord
 	fresh   map[int]bool // downloaded by this run (not kept from an earlier one)
@@ -43,7 +44,7 @@ func (p *Provider) openStage(c *repoClient, plan *Plan, layers []Layer, dest str
 		return nil, err
 	}
 	return &stagedRun{p: p, c: c, plan: plan, layers: layers, stage: stage, root: stage.Root(),
-		records: map[int]layerRecord{}, fresh: map[int]bool{}}, nil
+		extra: make(chan struct{}, p.streamAhead()), records: map[int]layerRecord{}, fresh: map[int]bool{}}, nil
 }
 
 // build streams every tar layer into the stage (in parallel, each into its
@@ -165,7 +166,7 @@ func (r *stagedRun) extractOne(ctx context.Context, l Layer) error {
 	obs := r.p.eng.Observer()
 	s := openStream(ctx, streamSpec{
 		src: r.c.loader(l.Digest, r.p.log), digest: l.Digest, want: want, size: l.Size,
-		chunk: r.p.cfg.chunk, ahead: r.p.streamAhead(), log: r.p.log,
+		chunk: r.p.cfg.chunk, ahead: r.p.streamAhead(), log: r.p.log, extra: r.extra,
 		progress: func(n int64) {
 			obs.Transferred(n)
 			r.mu.Lock()
@@ -224,10 +225,10 @@ func (r *stagedRun) untar(ctx context.Context, s *layerStream, sub *os.Root, l L
 	return st, format, nil
 }
 
-// streamAhead is how many ranges of one layer are fetched at once: the
-// engine's bound on requests in flight, shared among the layer jobs.
+// streamAhead is how many ranges of one layer may be fetched at once,
+// within the engine's bound on requests in flight.
 func (p *Provider) streamAhead() int {
-	return max(1, min(streamAhead, p.eng.Concurrency()/p.cfg.layerJobs))
+	return max(1, min(streamAhead, p.eng.Concurrency()))
 }
 
 // merge stacks the extracted layers onto the stage root in manifest order.

@@ -30,6 +30,8 @@ type layerStream struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
+	extra  chan struct{}
+	tokens int // taken from extra, returned by Close
 	out    chan piece
 	free   chan []byte
 	cur    piece
@@ -53,12 +55,17 @@ type streamSpec struct {
 	ahead    int
 	progress func(n int64)
 	log      *zap.Logger
+	// extra, when set, is shared by the streams of one Fetch: a stream
+	// always has two buffers and takes more (up to ahead+2) only while
+	// tokens are left, so several large layers in flight together stay
+	// within one memory budget.
+	extra chan struct{}
 }
 
 func openStream(ctx context.Context, sp streamSpec) *layerStream {
 	ctx, cancel := context.WithCancelCause(ctx)
 	nbuf := sp.ahead + 2 // ahead fetching, one hashed, one read by the consumer
-	s := &layerStream{ctx: ctx, cancel: cancel, out: make(chan piece, 1), free: make(chan []byte, nbuf)}
+	s := &layerStream{ctx: ctx, cancel: cancel, out: make(chan piece, 1), free: make(chan []byte, nbuf), extra: sp.extra}
 	chunks := int((sp.size + sp.chunk - 1) / sp.chunk)
 	slots := make([]chan piece, chunks)
 	for i := range slots {
@@ -76,7 +83,7 @@ func (s *layerStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
 	allocated := 0
 	for i := range slots {
 		var buf []byte
-		if allocated < nbuf {
+		if allocated < 2 || allocated < nbuf && s.takeToken() {
 			buf = make([]byte, min(sp.chunk, sp.size))
 			allocated++
 		} else {
@@ -97,6 +104,20 @@ func (s *layerStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
 			})
 			slots[i] <- piece{buf: buf, n: int(length), err: err}
 		}()
+	}
+}
+
+// takeToken takes a token for one more buffer, without waiting.
+func (s *layerStream) takeToken() bool {
+	if s.extra == nil {
+		return true
+	}
+	select {
+	case s.extra <- struct{}{}:
+		s.tokens++
+		return true
+	default:
+		return false
 	}
 }
 
@@ -172,6 +193,9 @@ func (s *layerStream) verified() bool { return s.err == io.EOF && s.cur.n == s.o
 func (s *layerStream) Close() error {
 	s.cancel(errors.New("layer stream closed"))
 	s.wg.Wait()
+	for ; s.tokens > 0; s.tokens-- {
+		<-s.extra
+	}
 	return nil
 }
 
