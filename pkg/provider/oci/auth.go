@@ -63,7 +63,12 @@ func (c *config) authFor(repo name.Repository, log *zap.Logger) (authn.Authentic
 	for _, src := range c.authSources() {
 		p := src.path
 		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			p = filepath.Join(p, "config.json") // a folder holding config.json
+			// A mounted pull secret: config.json, or the key of a
+			// kubernetes.io/dockerconfigjson secret mounted as is.
+			p = filepath.Join(src.path, "config.json")
+			if _, err := os.Stat(p); err != nil {
+				p = filepath.Join(src.path, ".dockerconfigjson")
+			}
 		}
 		data, err := os.ReadFile(p)
 		if err != nil {

@@ -59,6 +59,8 @@ func TestBasicAuthFromDockerConfigs(t *testing.T) {
 			map[string]any{"auths": map[string]any{"http://" + reg.host + "/v2/": map[string]string{"username": testUser, "password": testPass}}}))},
 		"HOME, repository-scoped key": {"HOME": filepath.Dir(filepath.Dir(writeJSON(t, filepath.Join(dir, "home/.docker/config.json"),
 			map[string]any{"auths": map[string]any{reg.host + "/private": map[string]string{"auth": b64}}})))},
+		"KSERVE_OCI_DOCKER_CONFIG folder of a mounted dockerconfigjson secret": {"KSERVE_OCI_DOCKER_CONFIG": filepath.Dir(writeJSON(t,
+			filepath.Join(dir, "mounted/.dockerconfigjson"), map[string]any{"auths": map[string]any{reg.host: map[string]string{"auth": b64}}}))},
 		"REGISTRY_AUTH_FILE": {"REGISTRY_AUTH_FILE": writeJSON(t, filepath.Join(dir, "containers/auth.json"),
 			map[string]any{"auths": map[string]any{reg.host: map[string]string{"auth": b64}}})},
 		"first file without an entry is passed over": {

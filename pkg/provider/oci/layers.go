@@ -94,7 +94,9 @@ func (r *stagedRun) extractAll(ctx context.Context) error {
 		todo = append(todo, l)
 		bytes += l.Size
 	}
-	r.p.eng.Observer().Planned(len(todo), bytes)
+	// Bytes are the compressed layers to download (what Transferred
+	// counts); how many files they hold is known only once extracted.
+	r.p.eng.Observer().Planned(0, bytes)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
