@@ -22,6 +22,10 @@ seed="$root/.cache/bin/seed"
 go build -o "$seed" ./hack/seed
 
 data="$root/.cache/bench-data/oci-$shard"
+# hack/bench.sh generates the same model (same seed) for S3: reuse it.
+for d in "$root/.cache/bench-data/$shard"-*; do
+  [[ -f "$d/.done" && -d "$d/llm" && ! -f "$data/.done" ]] && data=$d
+done
 if [[ ! -f "$data/.done" ]]; then
   echo "bench: generating test data in $data (once)" >&2
   rm -rf "$data"
