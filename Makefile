@@ -23,9 +23,11 @@ demo: build ## local MinIO + registry, stage a small model, download it three wa
 image: build ## scratch-like container image from the prebuilt binary
 	hack/image.sh
 
-lint:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+lint: ## gofmt check, go vet, staticcheck (installed into .cache/bin)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	go vet ./...
+	@hack/tools.sh staticcheck
+	.cache/bin/staticcheck ./...
 
 fuzz:
 	hack/fuzz.sh 60s

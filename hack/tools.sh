@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real servers and tools the tests and benchmarks use into .cache/bin
 # (ignored by git), so later runs on the same machine are fast. Idempotent.
-# Usage: hack/tools.sh [minio] [registry] [crane] [oras] [apt]   (no args: minio registry crane)
+# Usage: hack/tools.sh [minio] [registry] [crane] [oras] [staticcheck] [kubeconform] [bench-apt] [image-apt]   (no args: minio registry crane)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # The binaries live in a per-user cache shared by every clone on the machine
@@ -18,6 +18,9 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 REGISTRY_VERSION=v3.1.2
 CRANE_VERSION=v0.22.1
 ORAS_VERSION=v1.3.6
+# 2026.x releases: the first that understand go1.26 sources.
+STATICCHECK_VERSION=v0.8.2
+KUBECONFORM_VERSION=v0.8.0
 
 install_go() { # name module@version
   local name=$1 mod=$2 stamp="$bin/.$1.version"
@@ -44,6 +47,8 @@ for w in "${want[@]}"; do
     registry) install_go registry "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION" ;;
     crane)    install_go crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" ;;
     oras)     install_go oras "oras.land/oras/cmd/oras@$ORAS_VERSION" ;;
+    staticcheck) install_go staticcheck "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ;;
+    kubeconform) install_go kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" ;;
     bench-apt) install_apt awscli rclone skopeo ;;
     image-apt) install_apt buildah busybox-static ;;
     *) echo "tools: unknown tool $w" >&2; exit 2 ;;
