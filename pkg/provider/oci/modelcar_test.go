@@ -226,3 +226,12 @@ func TestResumeAfterInterruptedMerge(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"f a 1"}, tree(t, dest))
 }
+
+func TestMissingTagSaysSo(t *testing.T) {
+	reg := newRegistry(t)
+	_, _, err := fetch(t, newProvider(t, nil), "oci://"+reg.host+"/nothing:here")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "check the URI")
+	_, err = newProvider(t, nil).Plan(context.Background(), "s3://bucket/x")
+	assert.ErrorContains(t, err, "not an OCI URI")
+}

@@ -49,10 +49,16 @@ func (p *Provider) connect(ctx context.Context, ref name.Reference) (*repoClient
 // close releases idle connections.
 func (c *repoClient) close() { c.base.CloseIdleConnections() }
 
-// authHint says what to check when the registry refused the credentials.
+// authHint says what to check when the registry refused the request.
 func authHint(err error, from string) string {
 	var te *transport.Error
-	if !errors.As(err, &te) || (te.StatusCode != http.StatusUnauthorized && te.StatusCode != http.StatusForbidden) {
+	if !errors.As(err, &te) {
+		return ""
+	}
+	if te.StatusCode == http.StatusNotFound {
+		return " (no such repository, tag or digest: check the URI)"
+	}
+	if te.StatusCode != http.StatusUnauthorized && te.StatusCode != http.StatusForbidden {
 		return ""
 	}
 	if from == "" {
