@@ -75,7 +75,7 @@ func (t *tree) noteRoot(name string) {
 	if name == "" || len(t.roots) >= 100 {
 		return
 	}
-	if r := topLevel(name); !t.roots[r] {
+	if r := topLevel(name); !t.roots[r] && !isWhiteout(r) {
 		t.roots[r] = true
 		t.st.Roots = append(t.st.Roots, r)
 	}

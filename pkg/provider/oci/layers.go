@@ -285,7 +285,7 @@ func (r *stagedRun) checkNotEmpty() error {
 	slices.Sort(roots)
 	roots = slices.Compact(roots)
 	if r.plan.Kind == KindModelcar {
-		return fmt.Errorf("%s (%s) has no files under /%s; the image's top-level folders are: %s (build the modelcar with the model copied to /%s)",
+		return fmt.Errorf("%s (%s) has no files under /%s; the image's top-level entries are: %s (build the modelcar with the model copied to /%s)",
 			r.plan.Ref, r.plan.Digest, modelsDir, orNone(roots), modelsDir)
 	}
 	return fmt.Errorf("%s (%s): its layers hold no files", r.plan.Ref, r.plan.Digest)
