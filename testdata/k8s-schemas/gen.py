@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Writes the JSON schemas hack/validate-manifests.sh gives kubeconform.
+
+No schema can be downloaded on the build machines, so they are vendored here,
+written from the published definitions and kept strict: every object lists
+its properties and forbids others, so a misspelt field fails validation
+instead of being silently dropped by the API server.
+
+  ClusterStorageContainer  from KServe's CRD openAPIV3Schema (config/crd/full/
+                           serving.kserve.io_clusterstoragecontainers.yaml), plus
+                           supportsMultiModelDownload (newer KServe); container
+                           fields this repo does not use keep only their type.
+  InferenceService         minimal: only the v1beta1 fields config/ uses (the
+                           full CRD is several MB); extend it when a manifest
+                           needs more.
+  Secret, ServiceAccount   Kubernetes core/v1, complete.
+  DaemonSet                apps/v1, the pod fields config/ uses in full, the
+                           rest by type.
+
+Run it after editing: python3 testdata/k8s-schemas/gen.py
+"""
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+QUANTITY = {
+    "anyOf": [
+        {"type": "integer"},
+        {"type": "string", "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"},
+    ]
+}
+INT_OR_STRING = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+STR = {"type": "string"}
+BOOL = {"type": "boolean"}
+INT = {"type": "integer"}
+OBJ = {"type": "object"}
+ARR = {"type": "array"}
+
+
+def strs():
+    return {"type": "array", "items": STR}
+
+
+def smap():
+    return {"type": "object", "additionalProperties": STR}
+
+
+def obj(props, required=()):
+    o = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        o["required"] = list(required)
+    return o
+
+
+def arr(items):
+    return {"type": "array", "items": items}
+
+
+OBJECT_META = obj({
+    "annotations": smap(), "labels": smap(), "name": STR, "namespace": STR, "generateName": STR,
+    "finalizers": strs(), "ownerReferences": arr(OBJ), "managedFields": arr(OBJ),
+    "creationTimestamp": {"type": ["string", "null"]}, "deletionTimestamp": STR,
+    "deletionGracePeriodSeconds": INT, "generation": INT, "resourceVersion": STR, "selfLink": STR, "uid": STR,
+})
+
+KEY_REF = obj({"key": STR, "name": STR, "optional": BOOL}, ["key"])
+ENV_VAR = obj({
+    "name": STR, "value": STR,
+    "valueFrom": obj({
+        "configMapKeyRef": KEY_REF, "secretKeyRef": KEY_REF,
+        "fieldRef": obj({"apiVersion": STR, "fieldPath": STR}, ["fieldPath"]),
+        "resourceFieldRef": obj({"containerName": STR, "divisor": QUANTITY, "resource": STR}, ["resource"]),
+    }),
+}, ["name"])
+ENV_FROM = obj({
+    "configMapRef": obj({"name": STR, "optional": BOOL}), "prefix": STR,
+    "secretRef": obj({"name": STR, "optional": BOOL}),
+})
+RESOURCES = obj({
+    "claims": arr(obj({"name": STR, "request": STR}, ["name"])),
+    "limits": {"type": "object", "additionalProperties": QUANTITY},
+    "requests": {"type": "object", "additionalProperties": QUANTITY},
+})
+SECURITY_CONTEXT = obj({
+    "allowPrivilegeEscalation": BOOL,
+    "appArmorProfile": obj({"localhostProfile": STR, "type": STR}, ["type"]),
+    "capabilities": obj({"add": strs(), "drop": strs()}),
+    "privileged": BOOL, "procMount": STR, "readOnlyRootFilesystem": BOOL,
+    "runAsGroup": INT, "runAsNonRoot": BOOL, "runAsUser": INT,
+    "seLinuxOptions": obj({"level": STR, "role": STR, "type": STR, "user": STR}),
+    "seccompProfile": obj({"localhostProfile": STR, "type": {"type": "string", "enum": ["RuntimeDefault", "Localhost", "Unconfined"]}}, ["type"]),
+    "windowsOptions": obj({"gmsaCredentialSpec": STR, "gmsaCredentialSpecName": STR, "hostProcess": BOOL, "runAsUserName": STR}),
+})
+VOLUME_MOUNT = obj({
+    "mountPath": STR, "mountPropagation": STR, "name": STR, "readOnly": BOOL,
+    "recursiveReadOnly": STR, "subPath": STR, "subPathExpr": STR,
+}, ["mountPath", "name"])
+CONTAINER = obj({
+    "args": strs(), "command": strs(), "env": arr(ENV_VAR), "envFrom": arr(ENV_FROM),
+    "image": STR, "imagePullPolicy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]},
+    "lifecycle": OBJ, "livenessProbe": OBJ, "readinessProbe": OBJ, "startupProbe": OBJ,
+    "name": STR, "ports": arr(OBJ), "resizePolicy": arr(OBJ), "resources": RESOURCES,
+    "restartPolicy": STR, "securityContext": SECURITY_CONTEXT, "stdin": BOOL, "stdinOnce": BOOL,
+    "terminationMessagePath": STR,
+    "terminationMessagePolicy": {"type": "string", "enum": ["File", "FallbackToLogsOnError"]},
+    "tty": BOOL, "volumeDevices": arr(OBJ), "volumeMounts": arr(VOLUME_MOUNT), "workingDir": STR,
+}, ["name"])
+VOLUME = obj({
+    "name": STR,
+    "hostPath": obj({"path": STR, "type": {"type": "string", "enum": [
+        "", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"]}}, ["path"]),
+    "emptyDir": obj({"medium": STR, "sizeLimit": QUANTITY}),
+    "persistentVolumeClaim": obj({"claimName": STR, "readOnly": BOOL}, ["claimName"]),
+    "configMap": OBJ, "secret": OBJ, "projected": OBJ, "csi": OBJ, "ephemeral": OBJ, "image": OBJ,
+}, ["name"])
+LABEL_SELECTOR = obj({
+    "matchExpressions": arr(obj({"key": STR, "operator": STR, "values": strs()}, ["key", "operator"])),
+    "matchLabels": smap(),
+})
+POD_SPEC = obj({
+    "containers": arr(CONTAINER), "initContainers": arr(CONTAINER), "volumes": arr(VOLUME),
+    "serviceAccountName": STR, "automountServiceAccountToken": BOOL, "nodeSelector": smap(),
+    "tolerations": arr(OBJ), "affinity": OBJ, "priorityClassName": STR, "securityContext": OBJ,
+    "imagePullSecrets": arr(obj({"name": STR})), "terminationGracePeriodSeconds": INT,
+    "hostNetwork": BOOL, "hostPID": BOOL, "dnsPolicy": STR, "restartPolicy": STR,
+}, ["containers"])
+
+
+def kind(api_version, kind_name, props, required=()):
+    s = obj(dict({"apiVersion": {"type": "string", "enum": [api_version]},
+                  "kind": {"type": "string", "enum": [kind_name]},
+                  "metadata": OBJECT_META}, **props), ["apiVersion", "kind", "metadata"] + list(required))
+    s["$schema"] = "http://json-schema.org/draft-07/schema#"
+    s["description"] = f"{kind_name} ({api_version}); see testdata/k8s-schemas/gen.py for the source"
+    return s
+
+
+SCHEMAS = {
+    "v1/secret_v1.json": kind("v1", "Secret", {
+        "data": {"type": "object", "additionalProperties": {"type": "string", "contentEncoding": "base64"}},
+        "immutable": BOOL, "stringData": smap(), "type": STR,
+    }),
+    "v1/serviceaccount_v1.json": kind("v1", "ServiceAccount", {
+        "automountServiceAccountToken": BOOL,
+        "imagePullSecrets": arr(obj({"name": STR})),
+        "secrets": arr(obj({"apiVersion": STR, "fieldPath": STR, "kind": STR, "name": STR,
+                            "namespace": STR, "resourceVersion": STR, "uid": STR})),
+    }),
+    "apps/daemonset_v1.json": kind("apps/v1", "DaemonSet", {
+        "spec": obj({
+            "minReadySeconds": INT, "revisionHistoryLimit": INT, "selector": LABEL_SELECTOR,
+            "template": obj({"metadata": OBJECT_META, "spec": POD_SPEC}),
+            "updateStrategy": OBJ,
+        }, ["selector", "template"]),
+        "status": OBJ,
+    }, ["spec"]),
+    "serving.kserve.io/clusterstoragecontainer_v1alpha1.json": kind("serving.kserve.io/v1alpha1", "ClusterStorageContainer", {
+        "disabled": BOOL,
+        "spec": obj({
+            "container": CONTAINER,
+            "objectSelector": LABEL_SELECTOR,
+            "supportedUriFormats": arr(obj({"prefix": STR, "regex": STR})),
+            "supportsMultiModelDownload": BOOL,
+            "workloadType": {"type": "string", "enum": ["initContainer", "localModelDownloadJob"]},
+        }, ["container", "supportedUriFormats"]),
+    }, ["spec"]),
+    "serving.kserve.io/inferenceservice_v1beta1.json": kind("serving.kserve.io/v1beta1", "InferenceService", {
+        "spec": obj({
+            "predictor": obj({
+                "serviceAccountName": STR, "minReplicas": INT, "maxReplicas": INT,
+                "labels": smap(), "annotations": smap(), "volumes": arr(VOLUME),
+                "model": obj({
+                    "modelFormat": obj({"name": STR, "version": STR}, ["name"]),
+                    "runtime": STR, "storageUri": STR, "protocolVersion": STR,
+                    "args": strs(), "env": arr(ENV_VAR), "resources": RESOURCES,
+                }, ["modelFormat"]),
+            }),
+        }, ["predictor"]),
+        "status": OBJ,
+    }, ["spec"]),
+}
+
+for name, schema in SCHEMAS.items():
+    path = os.path.join(HERE, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(schema, f, indent=1, sort_keys=True)
+        f.write("\n")
