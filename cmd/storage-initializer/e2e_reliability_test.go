@@ -52,6 +52,7 @@ type fpConfig struct {
 	Seed      uint64   `json:"seed"`
 	Rules     []fpRule `json:"rules,omitempty"`
 	HoldAfter int64    `json:"hold_after,omitempty"`
+	Count     string   `json:"count,omitempty"`
 }
 
 // fpStats mirrors faultproxy.Stats.
@@ -197,6 +198,9 @@ func (o outcome) String() string {
 func finalFiles(t testing.TB, dest string) map[string][]byte {
 	t.Helper()
 	got := map[string][]byte{}
+	if _, err := os.Stat(dest); os.IsNotExist(err) {
+		return got // killed before it made DEST
+	}
 	err := filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -542,16 +546,26 @@ const (
 type killScenario struct {
 	name          string
 	src           string
-	want          map[string][]byte
-	chains        int // fresh DESTs
+	env           []string
+	size          int64 // bytes the proxy serves for one full download
+	chains        int   // fresh DESTs
 	killsPerChain int
 	seed          uint64
+	// count restricts the proxy's byte counter to these paths (regexp).
+	count string
+	// kept is the progress DEST holds: bytes a rerun will not fetch again.
+	kept func(t *testing.T, dest string) int64
+	// bound is the most bytes one kill may cost (served and not kept).
+	bound int64
+	// check asserts the final tree after the successful rerun.
+	check func(t *testing.T, dest string)
 }
 
 // killFigures are the byte counts a scenario reports.
 type killFigures struct {
 	kills     int
 	chains    int
+	bound     int64 // the most one kill may cost
 	size      int64 // bytes of the source, per chain
 	fetched   int64 // bytes served over all runs of all chains
 	maxWaste  int64 // worst bytes served in one killed run and not kept
@@ -561,9 +575,9 @@ type killFigures struct {
 func (f killFigures) String() string {
 	need := f.size * int64(f.chains)
 	return fmt.Sprintf("%d chains × %s = %s needed, %d SIGKILLs; fetched %s in all runs: re-fetched %s (%.1f%%); "+
-		"per kill %s on average, worst %s (bound: %d requests in flight × 1 MiB chunk = %s)",
+		"per kill %s on average, worst %s (bound %s)",
 		f.chains, mib(f.size), mib(need), f.kills, mib(f.fetched), mib(f.fetched-need), 100*float64(f.fetched-need)/float64(need),
-		mib(f.sumWasted/int64(max(f.kills, 1))), mib(f.maxWaste), killConcurrency, mib(killConcurrency*killChunk))
+		mib(f.sumWasted/int64(max(f.kills, 1))), mib(f.maxWaste), mib(f.bound))
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
@@ -614,17 +628,13 @@ func waitExit(cmd *exec.Cmd) <-chan error {
 	return done
 }
 
-func runKillResume(t *testing.T, m s3e2eServer, proxy *fpProxy, sc killScenario) killFigures {
+func runKillResume(t *testing.T, proxy *fpProxy, sc killScenario) killFigures {
 	t.Helper()
 	rng := newRand(sc.seed)
-	var size int64
-	for _, b := range sc.want {
-		size += int64(len(b))
-	}
-	env := append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+proxy.URL)
-	fig := killFigures{size: size}
+	size := sc.size
+	fig := killFigures{size: size, chains: sc.chains, bound: sc.bound}
 	for chain := range sc.chains {
-		dest := t.TempDir()
+		dest := filepath.Join(t.TempDir(), "dest")
 		args := []string{"--chunk-size", "1MiB", "--concurrency", fmt.Sprint(killConcurrency), sc.src, dest}
 		var prev int64 // bytes kept before this run
 		for k := range sc.killsPerChain {
@@ -637,12 +647,12 @@ func runKillResume(t *testing.T, m s3e2eServer, proxy *fpProxy, sc killScenario)
 			// proxy serves exactly that many object bytes, then holds.
 			byTime := k == 0
 			threshold := 1 + rng.Int64N(left-1)
-			cfg := fpConfig{HoldAfter: threshold}
+			cfg := fpConfig{HoldAfter: threshold, Count: sc.count}
 			if byTime {
-				cfg = fpConfig{}
+				cfg = fpConfig{Count: sc.count}
 			}
 			proxy.set(t, cfg)
-			cmd, out := startSI(t, env, args...)
+			cmd, out := startSI(t, sc.env, args...)
 			exited := waitExit(cmd)
 			if byTime {
 				time.Sleep(time.Duration(20+rng.Int64N(300)) * time.Millisecond)
@@ -650,7 +660,7 @@ func runKillResume(t *testing.T, m s3e2eServer, proxy *fpProxy, sc killScenario)
 				held := waitFor(t, 60*time.Second, func() bool { return proxy.stats(t).Held })
 				require.True(t, held, "chain %d kill %d: never reached %d bytes: %s", chain, k, threshold, out)
 				// A random moment after the hold: the client may still be
-				// writing and journaling what it received.
+				// writing and recording what it received.
 				time.Sleep(time.Duration(rng.Int64N(20)) * time.Millisecond)
 			}
 			_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -659,40 +669,51 @@ func runKillResume(t *testing.T, m s3e2eServer, proxy *fpProxy, sc killScenario)
 			if err == nil {
 				// Finished before the kill (a time-based kill can be late).
 				t.Logf("chain %d kill %d: the run completed before the kill", chain, k)
-				prev = size
 				fig.fetched += proxy.stats(t).ObjectBytes
+				prev = size
 				break
 			}
 			served := proxy.stats(t).ObjectBytes
-			kept := keptBytes(t, dest, sc.want)
+			kept := sc.kept(t, dest)
 			require.GreaterOrEqual(t, kept, prev, "progress is never lost")
 			waste := served - (kept - prev)
 			t.Logf("chain %d kill %2d (%s): served %s, kept %s more, re-fetch cost %s",
 				chain, k, map[bool]string{true: "by time", false: "at " + mib(threshold)}[byTime],
 				mib(served), mib(kept-prev), mib(waste))
-			assert.LessOrEqual(t, waste, int64(killConcurrency*killChunk),
-				"bytes served but not kept must fit in the requests in flight (one chunk each)")
+			assert.LessOrEqual(t, waste, sc.bound, "bytes served but not kept must fit in what was in flight")
 			fig.kills++
 			fig.fetched += served
 			fig.sumWasted += waste
 			fig.maxWaste = max(fig.maxWaste, waste)
 			prev = kept
 		}
-		proxy.set(t, fpConfig{})
-		sum := filepath.Join(t.TempDir(), "summary.json")
-		stdout, stderr, code := runSI(t, env, append([]string{"--summary-json", sum}, args...)...)
+		proxy.set(t, fpConfig{Count: sc.count})
+		stdout, stderr, code := runSI(t, sc.env, args...)
 		require.Equal(t, 0, code, "stdout: %s\nstderr: %s", stdout, stderr)
 		final := proxy.stats(t).ObjectBytes
 		fig.fetched += final
 		assert.LessOrEqual(t, final, size-prev, "the rerun fetches only what was not kept")
-		s3e2eAssertTree(t, dest, sc.want)
+		sc.check(t, dest)
 		_, err := os.Stat(filepath.Join(dest, ".storage-initializer"))
 		assert.True(t, os.IsNotExist(err), "no temp or journal file left after success")
 	}
-	fig.size, fig.chains = size, sc.chains
 	assert.Equal(t, fig.sumWasted, fig.fetched-size*int64(sc.chains), "every byte re-fetched is accounted to a kill")
 	t.Logf("%s: %s", sc.name, fig)
 	return fig
+}
+
+// s3KillScenario downloads src (whose files are want) through proxy with
+// --concurrency 4 and 1 MiB chunks: a kill costs at most one chunk per
+// request in flight.
+func s3KillScenario(m s3e2eServer, proxy *fpProxy, name, src string, want map[string][]byte, seed uint64) killScenario {
+	var size int64
+	for _, b := range want {
+		size += int64(len(b))
+	}
+	return killScenario{name: name, src: src, env: append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+proxy.URL), size: size,
+		chains: 4, killsPerChain: 5, seed: seed, bound: killConcurrency * killChunk,
+		kept:  func(t *testing.T, dest string) int64 { return keptBytes(t, dest, want) },
+		check: func(t *testing.T, dest string) { s3e2eAssertTree(t, dest, want) }}
 }
 
 func TestKillResumeS3LargeFile(t *testing.T) {
@@ -701,8 +722,8 @@ func TestKillResumeS3LargeFile(t *testing.T) {
 	body := s3e2eRandom(64<<20, 51)
 	m.Put(t, bucket, "big/model.safetensors", body, types.ChecksumAlgorithmCrc64nvme)
 	proxy := startFaultProxy(t, m.Endpoint)
-	fig := runKillResume(t, m, proxy, killScenario{name: "S3 64 MiB file, 1 MiB chunks", src: "s3://" + bucket + "/big",
-		want: map[string][]byte{"model.safetensors": body}, chains: 4, killsPerChain: 5, seed: 7})
+	fig := runKillResume(t, proxy, s3KillScenario(m, proxy, "S3 64 MiB file, 1 MiB chunks", "s3://"+bucket+"/big",
+		map[string][]byte{"model.safetensors": body}, 7))
 	assert.GreaterOrEqual(t, fig.kills, 20, "at least 20 kill points")
 }
 
@@ -717,8 +738,7 @@ func TestKillResumeS3ManyFiles(t *testing.T) {
 	}
 	putAll(t, m, bucket, "many/", want, types.ChecksumAlgorithmCrc32c)
 	proxy := startFaultProxy(t, m.Endpoint)
-	fig := runKillResume(t, m, proxy, killScenario{name: "S3 300 small files", src: "s3://" + bucket + "/many",
-		want: want, chains: 4, killsPerChain: 5, seed: 13})
+	fig := runKillResume(t, proxy, s3KillScenario(m, proxy, "S3 300 small files", "s3://"+bucket+"/many", want, 13))
 	assert.GreaterOrEqual(t, fig.kills, 20, "at least 20 kill points")
 }
 
@@ -794,3 +814,55 @@ func TestSigtermStopsFastAndResumes(t *testing.T) {
 // newRand is a seeded generator: every random choice of this suite
 // (fault draws, kill points) is reproducible from its seed.
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0xD1B54A32D192ED03)) }
+
+// TestKillResumeOCILayers kills the binary at 20 seeded points while it
+// pulls a modelcar of 8 gzip layers through the proxy. Layers are streamed
+// through the decompressor and extractor, so the OCI provider resumes whole
+// layers (a ".done" record per verified layer), not chunks: one kill costs
+// at most the layers in flight (2 at a time) in full.
+func TestKillResumeOCILayers(t *testing.T) {
+	s := oci2eRegistries(t)
+	const layerJobs = 2 // oci.DefaultLayerJobs
+	want := map[string][]byte{}
+	var layers [][]byte
+	for i := range 8 {
+		l, body := oci2eLayer(t, fmt.Sprintf("part-%d.bin", i), 1_500_000+i*100_000, uint64(40+i))
+		layers = append(layers, l)
+		want[fmt.Sprintf("part-%d.bin", i)] = body
+	}
+	repo := oci2eRepo(t)
+	digests, sizes := oci2ePush(t, s.Plain, repo, "v1", layers...)
+	sizeOf := map[string]int64{}
+	var total, biggest int64
+	for i, d := range digests {
+		sizeOf[d] = sizes[i]
+		total += sizes[i]
+		biggest = max(biggest, sizes[i])
+	}
+	proxy := startFaultProxy(t, "http://"+s.Plain)
+	src := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/" + repo + ":v1"
+	// Only layer bytes count: every run reads the manifest and config again.
+	count := "/blobs/(" + strings.Join(digests, "|") + ")$"
+	fig := runKillResume(t, proxy, killScenario{name: "OCI modelcar, 8 gzip layers", src: src, size: total, count: count,
+		chains: 4, killsPerChain: 5, seed: 17, bound: layerJobs * biggest,
+		kept: func(t *testing.T, dest string) int64 {
+			if len(finalFiles(t, dest)) > 0 {
+				return total // committed
+			}
+			var kept int64
+			marks, _ := filepath.Glob(filepath.Join(dest, ".storage-initializer", "stage-*", ".storage-initializer", "layer-*.done"))
+			for _, mk := range marks {
+				var rec struct {
+					Digest string `json:"digest"`
+				}
+				b, err := os.ReadFile(mk)
+				require.NoError(t, err)
+				require.NoError(t, json.Unmarshal(b, &rec), "layer record %s", mk)
+				kept += sizeOf[rec.Digest]
+			}
+			return kept
+		},
+		check: func(t *testing.T, dest string) { oci2eCheckTree(t, dest, want) },
+	})
+	assert.GreaterOrEqual(t, fig.kills, 20, "at least 20 kill points")
+}

@@ -149,13 +149,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
 	p.active.Add(1)
 	defer p.active.Add(-1)
-	object := IsObjectRead(r)
-	if object {
-		p.objectReads.Add(1)
-	}
 	p.cfgMu.RLock()
 	cfg := p.cfg
 	p.cfgMu.RUnlock()
+	object := cfg.counts(r)
+	if object {
+		p.objectReads.Add(1)
+	}
 	rule := cfg.decide(r)
 	if rule != nil {
 		p.count(rule.Kind)

@@ -253,3 +253,15 @@ func TestIsObjectRead(t *testing.T) {
 	}
 	assert.False(t, IsObjectRead(httptest.NewRequest(http.MethodHead, "/bucket/key", nil)))
 }
+
+func TestCountLimitsWhatIsCounted(t *testing.T) {
+	_, target := newBackend(t, 5000)
+	p, url := Start(t, target, Config{Count: "^/bucket/other$"})
+	_, body, err := get(t, url+"/bucket/obj")
+	require.NoError(t, err)
+	assert.Len(t, body, 5000)
+	s := p.Stats()
+	assert.Zero(t, s.ObjectReads)
+	assert.Zero(t, s.ObjectBytes)
+	assert.Equal(t, int64(5000), s.Bytes, "all bytes still count in Bytes")
+}

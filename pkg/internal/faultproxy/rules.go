@@ -89,6 +89,11 @@ type Config struct {
 	// the proxy sends exactly that many and then holds every response
 	// until Release. Kill tests use it to stop a client at a byte count.
 	HoldAfter int64 `json:"hold_after,omitempty"`
+	// Count, when set, is a regular expression on the URL path: only the
+	// object reads it matches count as object reads and bytes (and toward
+	// HoldAfter). A test that measures layer bytes uses it to leave out
+	// manifests and config blobs.
+	Count string `json:"count,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1.5s" in JSON.
@@ -120,6 +125,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 type compiled struct {
 	cfg   Config
 	rules []compiledRule
+	count *regexp.Regexp // nil: every object read counts
 
 	mu  sync.Mutex // guards rng and the per-rule counters
 	rng *rand.Rand
@@ -150,6 +156,13 @@ func compile(cfg Config) (*compiled, error) {
 			cr.path = re
 		}
 		c.rules = append(c.rules, cr)
+	}
+	if cfg.Count != "" {
+		re, err := regexp.Compile(cfg.Count)
+		if err != nil {
+			return nil, fmt.Errorf("count: %w", err)
+		}
+		c.count = re
 	}
 	return c, nil
 }
@@ -198,6 +211,11 @@ func (cr *compiledRule) matches(r *http.Request) bool {
 		return cr.path.MatchString(r.URL.Path)
 	}
 	return IsObjectRead(r)
+}
+
+// counts reports whether r is an object read the counters include.
+func (c *compiled) counts(r *http.Request) bool {
+	return IsObjectRead(r) && (c.count == nil || c.count.MatchString(r.URL.Path))
 }
 
 // IsObjectRead reports whether r reads an object's bytes: a GET of
