@@ -47,7 +47,7 @@ type loadFigures struct {
 	// rusage of the reaped child is no use here: Linux carries the
 	// forking test process's RSS over into it across exec.)
 	peakRSS int64
-	maxFDs  int   // from polling /proc/PID/fd
+	maxFDs  int // from polling /proc/PID/fd
 	polls   int
 }
 
