@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real servers and tools the tests and benchmarks use into .cache/bin
 # (ignored by git), so later runs on the same machine are fast. Idempotent.
-# Usage: hack/tools.sh [minio] [registry] [crane] [oras] [staticcheck] [kubeconform] [bench-apt] [image-apt]   (no args: minio registry crane)
+# Usage: hack/tools.sh [minio] [registry] [crane] [oras] [staticcheck] [kubeconform] [bench-apt] [image-apt] [proxy-apt]   (no args: minio registry crane)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # The binaries live in a per-user cache shared by every clone on the machine
@@ -51,6 +51,7 @@ for w in "${want[@]}"; do
     kubeconform) install_go kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" ;;
     bench-apt) install_apt awscli rclone skopeo ;;
     image-apt) install_apt buildah busybox-static ;;
+    proxy-apt) install_apt tinyproxy ;; # a real HTTP proxy for the proxy tests
     *) echo "tools: unknown tool $w" >&2; exit 2 ;;
   esac
 done
