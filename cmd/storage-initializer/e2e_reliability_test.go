@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -865,4 +866,93 @@ func TestKillResumeOCILayers(t *testing.T) {
 		check: func(t *testing.T, dest string) { oci2eCheckTree(t, dest, want) },
 	})
 	assert.GreaterOrEqual(t, fig.kills, 20, "at least 20 kill points")
+}
+
+// TestReliabilityFaultsOCI runs the fault kinds against the real registry
+// (a modelcar of three gzip layers) through the proxy, with the same
+// classification and table as the S3 suite.
+func TestReliabilityFaultsOCI(t *testing.T) {
+	s := oci2eRegistries(t)
+	want := map[string][]byte{}
+	var layers [][]byte
+	for i := range 3 {
+		l, body := oci2eLayer(t, fmt.Sprintf("w-%d.bin", i), 600_000+i*200_000, uint64(60+i))
+		layers = append(layers, l)
+		want[fmt.Sprintf("w-%d.bin", i)] = body
+	}
+	repo := oci2eRepo(t)
+	digests, sizes := oci2ePush(t, s.Plain, repo, "v1", layers...)
+	otherVersion := filepath.Join(t.TempDir(), "layer-v2")
+	require.NoError(t, os.WriteFile(otherVersion, s3e2eRandom(int(sizes[1]), 98), 0o644))
+	proxy := startFaultProxy(t, "http://"+s.Plain)
+	src := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/" + repo + ":v1"
+	blobs := "/blobs/(" + strings.Join(digests, "|") + ")$"
+	one := "/blobs/" + digests[1] + "$"
+	const streamAttempts = 6 // the OCI provider's attempts per range (it does not read --max-attempts)
+
+	cases := []struct {
+		name   string
+		runs   int
+		rules  []fpRule
+		want   outcome
+		reason string
+		check  func(t *testing.T, st fpStats, elapsed time.Duration)
+	}{
+		// Layers are read in one range each here, so faults hit fixed reads
+		// (run r skips r of them) rather than a share of many.
+		{name: "reset mid-body (2 layer reads)", runs: 3, rules: []fpRule{{Kind: "reset", Path: blobs, Times: 2, At: -1}}, want: recovered},
+		{name: "truncated body, clean EOF (2 reads)", runs: 3, rules: []fpRule{{Kind: "truncate", Path: blobs, Times: 2, At: -1}}, want: recovered},
+		{name: "500 (2 layer reads)", runs: 3, rules: []fpRule{{Kind: "500", Path: blobs, Times: 2}}, want: recovered},
+		{name: "429 + Retry-After (2 reads)", runs: 1, rules: []fpRule{{Kind: "429", Path: blobs, Times: 2, RetryAfter: 1}}, want: recovered},
+		{name: "stall 3s mid-body (once)", runs: 1, rules: []fpRule{{Kind: "stall", Path: one, At: 1000, Stall: "3s", Times: 1}}, want: recovered},
+		{name: "flipped bit once", runs: 1, rules: []fpRule{{Kind: "flip", Path: one, At: -1, Times: 1}}, want: recovered},
+		{name: "other version halfway once", runs: 1, rules: []fpRule{{Kind: "swap", Path: one, At: -1, Times: 1, SwapFile: otherVersion}}, want: recovered},
+		{name: "flipped bit, every read", runs: 1, rules: []fpRule{{Kind: "flip", Path: one, At: -1}}, want: detected, reason: "digest mismatch"},
+		{name: "other version halfway, every read", runs: 1, rules: []fpRule{{Kind: "swap", Path: one, At: -1, SwapFile: otherVersion}},
+			want: detected, reason: "digest mismatch"},
+		{name: "500 on every layer read", runs: 1, rules: []fpRule{{Kind: "500", Path: one}}, want: detected,
+			reason: fmt.Sprintf("gave up after %d attempts", streamAttempts),
+			check: func(t *testing.T, st fpStats, _ time.Duration) {
+				assert.LessOrEqual(t, st.Faults["500"], int64(streamAttempts), "attempts are bounded")
+			}},
+	}
+	table := &faultTable{}
+	for _, fc := range cases {
+		for run := range fc.runs {
+			t.Run(fmt.Sprintf("%s/%d", fc.name, run), func(t *testing.T) {
+				rules := slices.Clone(fc.rules)
+				for i := range rules {
+					rules[i].Skip = run
+				}
+				proxy.set(t, fpConfig{Seed: uint64(run + 1), Rules: rules})
+				dest := filepath.Join(t.TempDir(), "m")
+				termLog := filepath.Join(t.TempDir(), "termination-log")
+				require.NoError(t, os.WriteFile(termLog, nil, 0o644))
+				start := time.Now()
+				_, stderr, code := runSI(t, nil, "--termination-log", termLog, src, dest)
+				elapsed := time.Since(start)
+				st := proxy.stats(t)
+				o := classify(t, code, dest, want)
+				if o == detected && fc.want == detected {
+					reason, _ := os.ReadFile(termLog)
+					if !strings.Contains(logText(stderr), fc.reason) || !strings.Contains(string(reason), fc.reason) {
+						t.Errorf("reason %q missing\nstderr: %s\ntermination log: %s", fc.reason, stderr, reason)
+						o = unexpected
+					}
+					assert.Equal(t, 1, code)
+				}
+				table.add(fc.name, o, st.faults())
+				assert.Equal(t, fc.want.String(), o.String(), "stderr: %s", stderr)
+				if fc.want == recovered {
+					assert.Positive(t, st.faults(), "the fault must actually hit for the run to count")
+					oci2eCheckTree(t, dest, want)
+				}
+				if fc.check != nil {
+					fc.check(t, st, elapsed)
+				}
+			})
+		}
+	}
+	t.Logf("fault table (OCI registry through faultproxy, 3 gzip layers):\n%s", table)
+	assert.Zero(t, table.wrong(), "no run may leave wrong bytes under a final name")
 }
