@@ -5,8 +5,8 @@
 #
 # -t IMAGE    local name (default localhost/storage-initializer:VERSION)
 # --push REF  also push it, e.g. 127.0.0.1:5000/si/storage-initializer:ci
-#             (plain http is allowed: the build machines have only loopback
-#             registries)
+#             (plain http only for a loopback registry, as the build machines
+#             have; any other registry is pushed to over verified TLS)
 #
 # Uses docker when a daemon answers, else buildah (Debian package) with the
 # vfs storage driver and chroot isolation, which work as root inside an
@@ -66,7 +66,9 @@ else
     -f Dockerfile -t "$image" "$ctx" >/dev/null
   size=$(bah images --format '{{.Size}}' "$image" 2>/dev/null | head -1)
   if [[ -n "$push" ]]; then
-    bah push -q --tls-verify=false --format oci "$image" "docker://$push" >"$ctx/push.log" 2>&1 ||
+    tls=true
+    [[ "$push" =~ ^(localhost|127\.[0-9.]+)(:[0-9]+)?/ ]] && tls=false
+    bah push -q --tls-verify=$tls --format oci "$image" "docker://$push" >"$ctx/push.log" 2>&1 ||
       { cat "$ctx/push.log" >&2; exit 1; }
   fi
 fi
