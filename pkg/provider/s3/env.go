@@ -2,6 +2,7 @@ package s3
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -185,7 +186,9 @@ func seconds(getenv func(string) string, name string, def time.Duration) (time.D
 		return def, nil
 	}
 	f, err := strconv.ParseFloat(raw, 64)
-	if err != nil || f <= 0 {
+	// !(f > 0) also refuses NaN; the upper bound keeps "inf" and huge
+	// values from overflowing the Duration into a negative timeout.
+	if err != nil || !(f > 0) || f > float64(math.MaxInt64)/float64(time.Second) {
 		return 0, fmt.Errorf("%s=%q: want a positive number of seconds", name, raw)
 	}
 	return time.Duration(f * float64(time.Second)), nil
