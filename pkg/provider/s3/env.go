@@ -188,7 +188,7 @@ func seconds(getenv func(string) string, name string, def time.Duration) (time.D
 	f, err := strconv.ParseFloat(raw, 64)
 	// !(f > 0) also refuses NaN; the upper bound keeps "inf" and huge
 	// values from overflowing the Duration into a negative timeout.
-	if err != nil || !(f > 0) || f > float64(math.MaxInt64)/float64(time.Second) {
+	if err != nil || !(f > 0) || f >= float64(math.MaxInt64)/float64(time.Second) {
 		return 0, fmt.Errorf("%s=%q: want a positive number of seconds", name, raw)
 	}
 	return time.Duration(f * float64(time.Second)), nil
