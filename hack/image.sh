@@ -62,8 +62,14 @@ else
   command -v buildah >/dev/null || "$root/hack/tools.sh" image-apt
   store=${SI_BUILDAH_DIR:-$root/.cache/buildah}
   bah() { buildah --root "$store/storage" --runroot "$store/run" --storage-driver vfs "$@"; }
+  # A rebuild under the same tag leaves the old image untagged; vfs keeps a
+  # full copy of each, so drop it rather than let CI runs fill the disk.
+  old=$(bah images -q --no-trunc "$image" 2>/dev/null || true)
   bah bud --isolation chroot --layers=false -q --build-arg "VERSION=$version" \
     -f Dockerfile -t "$image" "$ctx" >/dev/null
+  if [[ -n "$old" && "$old" != "$(bah images -q --no-trunc "$image")" ]]; then
+    bah rmi "$old" >/dev/null 2>&1 || true
+  fi
   size=$(bah images --format '{{.Size}}' "$image" 2>/dev/null | head -1)
   if [[ -n "$push" ]]; then
     tls=true
