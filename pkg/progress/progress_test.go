@@ -88,6 +88,7 @@ func TestTerminalBar(t *testing.T) {
 	assert.Contains(t, s, "100%")
 	assert.Contains(t, s, "files 3/3")
 	assert.True(t, strings.HasSuffix(s, "after stop\n"), "writes after Stop go straight out: %q", s[max(0, len(s)-80):])
+	assert.True(t, r.term.bar.Completed(), "every planned byte arrived: the bar completes")
 }
 
 // A run that stops early leaves the bar where it was, not at 100%.
@@ -99,6 +100,7 @@ func TestTerminalBarStoppedEarly(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	r.Stop()
 	assert.NotContains(t, out.String(), "100%")
+	assert.True(t, r.term.bar.Aborted(), "the bar stays where the run stopped")
 	assert.Contains(t, out.String(), "1.0 MiB / 10.0 MiB")
 }
 
@@ -130,4 +132,15 @@ func TestSinkRedirects(t *testing.T) {
 	_, _ = s.Write([]byte("two"))
 	assert.Equal(t, "one ", a.String())
 	assert.Equal(t, "two", b.String())
+}
+
+// Nothing planned (--dry-run): the bar is dropped, not completed (on a
+// terminal mpb then erases it; checked by hand under tmux).
+func TestTerminalNothingPlanned(t *testing.T) {
+	var out syncBuffer
+	r := New(&out, zap.NewNop(), true, 0)
+	time.Sleep(300 * time.Millisecond)
+	r.Stop()
+	assert.True(t, r.term.bar.Aborted())
+	assert.False(t, r.term.bar.Completed())
 }

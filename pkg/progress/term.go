@@ -67,12 +67,16 @@ func (d *termDisplay) update(s snapshot) {
 }
 
 // finish draws the final state and stops mpb: a complete bar when every
-// planned byte arrived, else the bar stays where the run stopped.
+// planned byte arrived, no bar when nothing was planned, else the bar stays
+// where the run stopped.
 func (d *termDisplay) finish(s snapshot) {
 	d.update(s)
-	if s.total > 0 && s.done >= s.total {
+	switch {
+	case s.files == 0 && s.total == 0: // nothing was planned (--dry-run, an early error)
+		d.bar.Abort(true)
+	case s.total > 0 && s.done >= s.total:
 		d.bar.SetTotal(-1, true)
-	} else {
+	default:
 		d.bar.Abort(false)
 	}
 	d.p.Wait()
