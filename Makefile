@@ -23,11 +23,14 @@ demo: build ## local MinIO + registry, stage a small model, download it three wa
 image: build ## scratch-like container image from the prebuilt binary
 	hack/image.sh
 
-lint: ## gofmt check, go vet, staticcheck (installed into .cache/bin)
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
-	go vet ./...
+lint: ## gofmt check, go vet, staticcheck (installed into .cache/bin); all three run, any finding fails
 	@hack/tools.sh staticcheck
-	.cache/bin/staticcheck ./...
+	@rc=0; \
+	files=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$files" ]; then echo "== gofmt needed:"; echo "$$files"; rc=1; fi; \
+	echo "== go vet"; go vet ./... || rc=1; \
+	echo "== staticcheck"; .cache/bin/staticcheck ./... || rc=1; \
+	exit $$rc
 
 fuzz:
 	hack/fuzz.sh 60s
