@@ -73,11 +73,12 @@ measure() {
   shift 2
   for i in $(seq 1 "$runs"); do
     rm -rf "$dest" "$work/skopeo" && mkdir -p "$dest" && sync
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/out" 2>&1 || { echo "bench: $tool failed:" >&2; tail -5 "$work/out" >&2; exit 1; }
-    read -r secs rss <"$work/time"
+    /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >"$work/out" 2>&1 || { echo "bench: $tool failed:" >&2; tail -5 "$work/out" >&2; exit 1; }
+    read -r secs rss usr sys <"$work/time"
     [[ $(du -sb "$dest" | cut -f1) -ge $(du -sb "$data/llm" | cut -f1) ]] || { echo "bench: $tool left an incomplete DEST" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\n' "$set" "$tool" "$secs" "$rss" >>"$results"
-    echo "bench: $set $tool run $i: ${secs}s, peak RSS $((rss / 1024)) MiB" >&2
+    cpu=$(python3 -c "print($usr + $sys)")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$set" "$tool" "$secs" "$rss" "$cpu" >>"$results"
+    echo "bench: $set $tool run $i: ${secs}s, ${cpu}s CPU, peak RSS $((rss / 1024)) MiB" >&2
   done
   rm -rf "$dest" "$work/skopeo"
 }
@@ -100,20 +101,24 @@ python3 - "$results" "$size" "$runs" <<'PY'
 import sys, statistics, collections, datetime, platform, os
 path, size, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rows = collections.defaultdict(list)
+cpus = collections.defaultdict(list)
 rss = collections.defaultdict(int)
 for line in open(path):
-    s, tool, secs, kb = line.split()
-    rows[(s, tool)].append(float(secs)); rss[(s, tool)] = max(rss[(s, tool)], int(kb))
+    s, tool, secs, kb, cpu = line.split()
+    rows[(s, tool)].append(float(secs)); cpus[(s, tool)].append(float(cpu)); rss[(s, tool)] = max(rss[(s, tool)], int(kb))
 med = {k: statistics.median(v) for k, v in rows.items()}
+cpu = {k: statistics.median(v) for k, v in cpus.items()}
 base = med[("modelcar", "crane-export")]
 print(f"\nOCI benchmark {datetime.date.today()} on {platform.node()} ({os.cpu_count()} cores), "
       f"CNCF distribution on loopback, model {size/2**30:.2f} GiB, median of {runs} runs\n")
-print("| source | tool | median s | MiB/s | vs crane export \\| tar | peak RSS MiB |")
-print("|---|---|---:|---:|---:|---:|")
+print(f"(load average at the end: {os.getloadavg()[0]:.1f}; CPU s = user + system time of the tool and its children,")
+print(" which a busy machine does not inflate the way it does wall time)\n")
+print("| source | tool | median s | MiB/s | vs crane export \\| tar | CPU s | peak RSS MiB |")
+print("|---|---|---:|---:|---:|---:|---:|")
 for (s, tool) in [("modelcar", "storage-initializer"), ("modelcar", "crane-export"), ("modelcar", "skopeo+tar"), ("modelpack", "storage-initializer")]:
     m = med[(s, tool)]
     label = {"modelcar": "modelcar (1 gzip layer)", "modelpack": "ModelPack (.raw layers)"}[s]
-    print(f"| {label} | {tool} | {m:.2f} | {size/2**20/m:.0f} | {base/m:.2f}x | {rss[(s, tool)]/1024:.0f} |")
+    print(f"| {label} | {tool} | {m:.2f} | {size/2**20/m:.0f} | {base/m:.2f}x | {cpu[(s, tool)]:.1f} | {rss[(s, tool)]/1024:.0f} |")
 print(f"\nTargets: modelcar >= 1.5x crane export | tar: {base/med[('modelcar','storage-initializer')]:.2f}x; "
       f"ModelPack raw >= 3x: {base/med[('modelpack','storage-initializer')]:.2f}x; "
       f"peak RSS <= 64 MiB: {max(rss[('modelcar','storage-initializer')], rss[('modelpack','storage-initializer')])/1024:.0f} MiB")
