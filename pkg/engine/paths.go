@@ -33,6 +33,9 @@ func CleanRel(p string) (string, error) {
 		}
 	}
 	c := path.Clean(p)
+	if strings.HasPrefix(c, `\`) { // "./\" cleans to "\"
+		return "", fmt.Errorf("%w: %q is absolute", ErrUnsafePath, p)
+	}
 	if c == "." {
 		return "", fmt.Errorf("%w: %q names DEST itself", ErrUnsafePath, p)
 	}
