@@ -25,13 +25,6 @@ fi
 logs=$(mktemp -d "${TMPDIR:-/tmp}/si-fuzz.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 
-# Build each package's instrumented test binary once, before the clock
-# of any target starts (the first build of a big package takes a while).
-mapfile -t dirs < <(printf '%s\n' "${targets[@]}" | cut -d' ' -f1 | sort -u)
-for d in "${dirs[@]}"; do
-  go test -c -o /dev/null -cover -covermode=atomic "./$d" >/dev/null 2>&1 || true
-done
-
 corpus_files() { ls "$1/testdata/fuzz/$2" 2>/dev/null | sort || true; }
 
 fuzz_one() { # dir name
