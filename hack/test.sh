@@ -30,6 +30,8 @@ if [[ $# -gt 0 ]]; then # a subset: hack/test.sh ./cmd/... -run E2E
   go test -count=1 -timeout 20m "$@"
   exit
 fi
+echo "== manifests"
+"$root/hack/validate-manifests.sh"
 echo "== go vet"
 go vet ./...
 echo "== go test"

@@ -113,6 +113,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		fl := fs.Lookup(fe.flag)
 		fl.Usage += " [" + fe.env + "]"
 	}
+	// KServe's Python initializer reads S3_MAX_ATTEMPTS; honour it when our
+	// own variable is not set.
+	if getenv("STORAGE_INITIALIZER_MAX_ATTEMPTS") == "" && getenv("S3_MAX_ATTEMPTS") != "" {
+		if err := fs.Set("max-attempts", getenv("S3_MAX_ATTEMPTS")); err != nil {
+			return cfg, &usageError{fmt.Sprintf("invalid S3_MAX_ATTEMPTS=%q: %v", getenv("S3_MAX_ATTEMPTS"), err)}
+		}
+	}
 	// Environment first, so flags given on the command line win.
 	for _, fe := range flagEnv {
 		if v := getenv(fe.env); v != "" {

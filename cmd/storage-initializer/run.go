@@ -43,7 +43,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stdout, "storage-initializer", version)
 		return exitOK
 	}
-	log, err := newLogger(cfg, stderr)
+	// Log lines go through a sink the progress bar can take over, so they
+	// print above the bar instead of through it.
+	sink := progress.NewSink(stderr)
+	log, err := newLogger(cfg, sink)
 	if err != nil {
 		fmt.Fprintf(stderr, "storage-initializer: %v\n", err)
 		return exitUsage
@@ -52,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	prog := progress.New(stderr, log, cfg.console && isTerminal(2), cfg.progressEvery)
 	defer prog.Stop()
+	sink.Set(prog.Writer())
 	opts := []engine.Option{
 		engine.WithConcurrency(cfg.concurrency),
 		engine.WithChunkSize(cfg.chunkSize),

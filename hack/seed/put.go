@@ -57,7 +57,9 @@ func put(args []string) error {
 		}
 		rel, _ := filepath.Rel(root, p)
 		key := strings.TrimPrefix(strings.TrimSuffix(*prefix, "/")+"/"+filepath.ToSlash(rel), "/")
-		g.Go(func() error { return upload(gctx, client, *bucket, key, p, types.ChecksumAlgorithm(strings.ToUpper(*alg)), ps) })
+		g.Go(func() error {
+			return upload(gctx, client, *bucket, key, p, types.ChecksumAlgorithm(strings.ToUpper(*alg)), ps)
+		})
 		return nil
 	})
 	if err != nil {

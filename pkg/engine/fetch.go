@@ -201,8 +201,6 @@ func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun) error {
 		dest, humanBytes(need), humanBytes(free))
 }
 
-func (r *run) failed() bool { return context.Cause(r.ctx) != nil }
-
 // fail stops the whole run with err (the first error wins).
 func (r *run) fail(err error) { r.cancel(err) }
 

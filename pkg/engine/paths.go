@@ -29,7 +29,7 @@ func CleanRel(p string) (string, error) {
 	}
 	for _, seg := range strings.Split(p, "/") {
 		if seg == ".." {
-			return "", fmt.Errorf("%w: %q contains ..", ErrUnsafePath, p)
+			return "", fmt.Errorf("%w: %q has a \"..\" segment", ErrUnsafePath, p)
 		}
 	}
 	c := path.Clean(p)

@@ -24,7 +24,7 @@ func cleanName(raw string) (string, error) {
 		case "", ".":
 			continue
 		case "..":
-			return "", fmt.Errorf("%w: name %q contains ..", ErrUnsafe, raw)
+			return "", fmt.Errorf("%w: name %q has a \"..\" segment", ErrUnsafe, raw)
 		}
 		out = append(out, s)
 	}

@@ -60,7 +60,7 @@ func (p *Provider) resolveClaim(src, rest string) (location, error) {
 	}
 	for _, seg := range strings.Split(sub, "/") {
 		if seg == ".." {
-			return location{}, fmt.Errorf("invalid PVC source %q: the path may not contain ..", src)
+			return location{}, fmt.Errorf("invalid PVC source %q: the path may not have a \"..\" segment", src)
 		}
 	}
 	root := filepath.Clean(p.root)
