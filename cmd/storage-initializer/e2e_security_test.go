@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -454,4 +455,68 @@ func fillFilesystem(t *testing.T, dir string) {
 	}
 	require.NoError(t, unix.Statfs(dir, &st))
 	t.Logf("filled %s: %d bytes left", dir, int64(st.Bavail)*int64(st.Bsize))
+}
+
+// TestSecurityOCIFailurePaths runs the registry's failure paths with a
+// planted password in the pull secret: each exits 1 with a one-line reason
+// in the termination log, and neither the password nor its base64 form is
+// ever printed.
+func TestSecurityOCIFailurePaths(t *testing.T) {
+	s := oci2eRegistries(t)
+	l0, _ := oci2eLayer(t, "w.bin", 50_000, 91)
+	repo := oci2eRepo(t)
+	oci2ePush(t, s.Plain, repo, "v1", l0)
+	pullSecret := func(t *testing.T, host, user, pass string) string {
+		auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+		p := filepath.Join(t.TempDir(), "config.json")
+		require.NoError(t, os.WriteFile(p, []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600))
+		return p
+	}
+	secrets := []string{plantedSecret, base64.StdEncoding.EncodeToString([]byte(s.User + ":" + plantedSecret)), s.Pass,
+		base64.StdEncoding.EncodeToString([]byte(s.User + ":" + s.Pass))}
+	for _, tc := range []struct {
+		name, src, reason string
+		env               func(t *testing.T) []string
+	}{
+		{"wrong password in the pull secret", "oci://" + s.Auth + "/" + repo + ":v1", "the registry refused the credentials from",
+			func(t *testing.T) []string {
+				return []string{"KSERVE_OCI_DOCKER_CONFIG=" + pullSecret(t, s.Auth, s.User, plantedSecret)}
+			}},
+		{"no pull secret for a private registry", "oci://" + s.Auth + "/" + repo + ":v1", "no credentials found for this registry",
+			func(t *testing.T) []string { return nil }},
+		{"pull secret that is not JSON", "oci://" + s.Auth + "/" + repo + ":v1", "KSERVE_OCI_DOCKER_CONFIG",
+			func(t *testing.T) []string {
+				p := filepath.Join(t.TempDir(), "config.json")
+				require.NoError(t, os.WriteFile(p, []byte(`{"auths":{"x":{"password":"`+plantedSecret+`"`), 0o600))
+				return []string{"KSERVE_OCI_DOCKER_CONFIG=" + p}
+			}},
+		{"unknown repository", "oci://" + s.Plain + "/si-e2e/no-such-repo:v1", "no-such-repo",
+			func(t *testing.T) []string {
+				return []string{"KSERVE_OCI_DOCKER_CONFIG=" + pullSecret(t, s.Plain, s.User, plantedSecret)}
+			}},
+		{"unknown tag", "oci://" + s.Plain + "/" + repo + ":no-such-tag", "no-such-tag",
+			func(t *testing.T) []string { return nil }},
+		{"DNS failure", "oci://no-such-host.invalid/m/model:v1", "no-such-host.invalid",
+			func(t *testing.T) []string { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			termLog := filepath.Join(t.TempDir(), "termination-log")
+			require.NoError(t, os.WriteFile(termLog, nil, 0o644))
+			dest := filepath.Join(t.TempDir(), "m")
+			stdout, stderr, code := runSI(t, tc.env(t), "--log-level", "debug", "--termination-log", termLog, tc.src, dest)
+			reason, err := os.ReadFile(termLog)
+			require.NoError(t, err)
+			t.Logf("reason: %s", strings.TrimSpace(string(reason)))
+			assert.Equal(t, 1, code, "stderr: %s", stderr)
+			assert.Contains(t, logText(stderr), tc.reason)
+			assert.Contains(t, string(reason), tc.reason)
+			assert.Equal(t, 1, strings.Count(string(reason), "\n"), "one line: %q", reason)
+			for _, out := range []string{stdout, stderr, string(reason)} {
+				for _, secret := range secrets {
+					assert.NotContains(t, out, secret, "a secret was printed")
+				}
+			}
+			assert.Empty(t, finalFiles(t, dest))
+		})
+	}
 }
