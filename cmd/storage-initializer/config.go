@@ -42,6 +42,10 @@ type config struct {
 	platform, caBundle         string
 	insecureRegistries         []string
 
+	// tar-bomb caps for OCI layers (0: the extractor's defaults)
+	maxExtractBytes   int64
+	maxExtractEntries int64
+
 	// node cache
 	cacheDir      string
 	cacheMaxBytes int64
@@ -70,6 +74,8 @@ var flagEnv = []envFlag{
 	{"platform", "STORAGE_INITIALIZER_PLATFORM"},
 	{"ca-bundle", "STORAGE_INITIALIZER_CA_BUNDLE"},
 	{"dry-run", "STORAGE_INITIALIZER_DRY_RUN"},
+	{"max-extract-bytes", "STORAGE_INITIALIZER_MAX_EXTRACT_BYTES"},
+	{"max-extract-entries", "STORAGE_INITIALIZER_MAX_EXTRACT_ENTRIES"},
 	{"cache-dir", "STORAGE_CACHE_DIR"},
 	{"cache-max-bytes", "STORAGE_CACHE_MAX_BYTES"},
 }
@@ -79,7 +85,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs := pflag.NewFlagSet("storage-initializer", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
-	var chunk, verify, cacheMax string
+	var chunk, verify, cacheMax, extractMax string
 	var include, exclude []string
 	fs.IntVar(&cfg.concurrency, "concurrency", engine.DefaultConcurrency, "requests in flight across all files")
 	fs.StringVar(&chunk, "chunk-size", "16MiB", "size of each ranged read (e.g. 8MiB, 32MiB)")
@@ -102,6 +108,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Lookup("insecure-registry").NoOptDefVal = "*"
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "node-local cache folder shared by pods (hostPath); empty: no cache")
 	fs.StringVar(&cacheMax, "cache-max-bytes", "0", "bound on the cache size, e.g. 200GiB (least recently used entries are evicted); 0: no bound")
+	fs.StringVar(&extractMax, "max-extract-bytes", "1TiB", "cap on the bytes unpacked from the tar layers of one OCI image or artifact (tar bombs)")
+	fs.Int64Var(&cfg.maxExtractEntries, "max-extract-entries", 1_000_000, "cap on the entries unpacked from one OCI image or artifact")
 	fs.BoolVar(&cfg.dryRun, "dry-run", false, "resolve the sources and list what would be fetched (count, size, verification available); write nothing")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -144,6 +152,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	var err error
 	if cfg.chunkSize, err = parseBytes(chunk); err != nil || cfg.chunkSize < 64<<10 {
 		return cfg, &usageError{fmt.Sprintf("invalid --chunk-size %q: want a size of at least 64KiB, e.g. 16MiB", chunk)}
+	}
+	if cfg.maxExtractBytes, err = parseBytes(extractMax); err != nil {
+		return cfg, &usageError{fmt.Sprintf("invalid --max-extract-bytes %q: want a size such as 500GiB", extractMax)}
 	}
 	if cacheMax != "0" {
 		if cfg.cacheMaxBytes, err = parseBytes(cacheMax); err != nil {
@@ -199,7 +210,7 @@ func parseBytes(s string) (int64, error) {
 	for _, u := range []struct {
 		suffix string
 		m      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
 		if strings.HasSuffix(s, u.suffix) {
 			s, mult = strings.TrimSuffix(s, u.suffix), u.m
 			break

@@ -11,7 +11,8 @@ import (
 
 // buildProviders constructs every provider this binary ships.
 func buildProviders(eng *engine.Engine, cfg *config, getenv func(string) string) []provider.Provider {
-	ociOpts := []oci.Option{oci.WithGetenv(getenv), oci.WithPlatform(cfg.platform), oci.WithCABundle(cfg.caBundle)}
+	ociOpts := []oci.Option{oci.WithGetenv(getenv), oci.WithPlatform(cfg.platform), oci.WithCABundle(cfg.caBundle),
+		oci.WithLimits(cfg.maxExtractBytes, cfg.maxExtractEntries)}
 	if len(cfg.insecureRegistries) > 0 {
 		ociOpts = append(ociOpts, oci.WithInsecure(cfg.insecureRegistries...))
 	}

@@ -72,6 +72,9 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 	if err != nil {
 		return nil, err
 	}
+	if p.eng.DryRun() {
+		return dryRunReport(plan), nil
+	}
 	var raw, tars []Layer
 	for _, l := range plan.Layers {
 		switch l.Action {
