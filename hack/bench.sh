@@ -127,3 +127,6 @@ print(f"| cold pull into the cache (s) | {statistics.median(cold):.2f} |")
 print(f"| warm start from the cache, same filesystem (s) | {statistics.median(warm):.2f} |")
 print(f"| two concurrent cold pulls: bytes served / model size | {statistics.median(served)/size_llm:.3f}x |")
 PY
+
+# OCI: modelcar and ModelPack against crane export | tar and skopeo + tar.
+"$root/hack/modelcar/bench.sh"
