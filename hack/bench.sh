@@ -46,25 +46,28 @@ rclone_env=("RCLONE_CONFIG_BENCH_TYPE=s3" "RCLONE_CONFIG_BENCH_PROVIDER=Minio" "
 
 results="$work/results.tsv"
 : >"$results"
-# measure DATASET TOOL CMD... : runs CMD $runs times into a fresh DEST ($dest).
+# measure DATASET TOOL CMD... : one timed run of CMD into a fresh DEST ($dest).
 measure() {
   local set=$1 tool=$2
   shift 2
-  for i in $(seq 1 "$runs"); do
-    rm -rf "$work/dest" && mkdir -p "$work/dest" && sync
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/out" 2>&1 || { echo "bench: $tool failed:" >&2; tail -5 "$work/out" >&2; exit 1; }
-    read -r secs rss <"$work/time"
-    printf '%s\t%s\t%s\t%s\n' "$set" "$tool" "$secs" "$rss" >>"$results"
-    echo "bench: $set $tool run $i: ${secs}s, peak RSS $((rss / 1024)) MiB" >&2
-  done
+  rm -rf "$work/dest" && mkdir -p "$work/dest" && sync
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/out" 2>&1 || { echo "bench: $tool failed:" >&2; tail -5 "$work/out" >&2; exit 1; }
+  read -r secs rss <"$work/time"
+  printf '%s\t%s\t%s\t%s\n' "$set" "$tool" "$secs" "$rss" >>"$results"
+  echo "bench: $set $tool: ${secs}s, peak RSS $((rss / 1024)) MiB" >&2
   rm -rf "$work/dest"
 }
 
 dest="$work/dest"
-for set in llm small; do
-  measure "$set" storage-initializer "${cleanenv[@]}" "AWS_ENDPOINT_URL=$ep" "$bin" --log-format json "s3://bench/$set" "$dest"
-  measure "$set" aws-cli "${cleanenv[@]}" "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors "s3://bench/$set" "$dest"
-  measure "$set" rclone "${cleanenv[@]}" "${rclone_env[@]}" rclone copy --transfers 16 --multi-thread-streams 8 "bench:bench/$set" "$dest"
+# Tools take turns within each round, so a slow spell of the machine
+# weighs on all of them rather than on one.
+for i in $(seq 1 "$runs"); do
+  echo "bench: round $i of $runs" >&2
+  for set in llm small; do
+    measure "$set" storage-initializer "${cleanenv[@]}" "AWS_ENDPOINT_URL=$ep" "$bin" --log-format json "s3://bench/$set" "$dest"
+    measure "$set" aws-cli "${cleanenv[@]}" "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors "s3://bench/$set" "$dest"
+    measure "$set" rclone "${cleanenv[@]}" "${rclone_env[@]}" rclone copy --transfers 16 --multi-thread-streams 8 "bench:bench/$set" "$dest"
+  done
 done
 
 # Node cache: a cold pull into the cache, a warm start from it (same
