@@ -956,3 +956,62 @@ func TestReliabilityFaultsOCI(t *testing.T) {
 	t.Logf("fault table (OCI registry through faultproxy, 3 gzip layers):\n%s", table)
 	assert.Zero(t, table.wrong(), "no run may leave wrong bytes under a final name")
 }
+
+// TestSigtermOCIStopsFastAndResumes is the SIGTERM check for a modelcar:
+// layers are being streamed through decompressors and extractors when the
+// signal comes.
+func TestSigtermOCIStopsFastAndResumes(t *testing.T) {
+	s := oci2eRegistries(t)
+	want := map[string][]byte{}
+	var layers [][]byte
+	for i := range 6 {
+		l, body := oci2eLayer(t, fmt.Sprintf("part-%d.bin", i), 1_500_000, uint64(70+i))
+		layers = append(layers, l)
+		want[fmt.Sprintf("part-%d.bin", i)] = body
+	}
+	repo := oci2eRepo(t)
+	digests, sizes := oci2ePush(t, s.Plain, repo, "v1", layers...)
+	var total int64
+	for _, n := range sizes {
+		total += n
+	}
+	count := "/blobs/(" + strings.Join(digests, "|") + ")$"
+	proxy := startFaultProxy(t, "http://"+s.Plain)
+	src := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/" + repo + ":v1"
+	dest := filepath.Join(t.TempDir(), "m")
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	require.NoError(t, os.WriteFile(termLog, nil, 0o644))
+
+	proxy.set(t, fpConfig{HoldAfter: total * 2 / 3, Count: count})
+	cmd, out := startSI(t, nil, "--termination-log", termLog, src, dest)
+	exited := waitExit(cmd)
+	require.True(t, waitFor(t, 60*time.Second, func() bool { return proxy.stats(t).Held }), "no progress: %s", out)
+	time.Sleep(200 * time.Millisecond) // let finished layers be recorded
+	start := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after SIGTERM: %s", out)
+	}
+	took := time.Since(start)
+	proxy.release(t)
+	t.Logf("SIGTERM (OCI): exited in %s with %v", took, err)
+	assert.Less(t, took, 2*time.Second, "exits within 2 seconds of SIGTERM")
+	var ee *exec.ExitError
+	require.True(t, errors.As(err, &ee), "non-zero exit: %v", err)
+	assert.Equal(t, 1, ee.ExitCode())
+	assert.Contains(t, out.String(), "stopped by signal")
+	reason, _ := os.ReadFile(termLog)
+	assert.Contains(t, string(reason), "stopped by signal")
+	assert.Empty(t, finalFiles(t, dest), "nothing committed from an incomplete image")
+
+	proxy.set(t, fpConfig{Count: count})
+	_, stderr, code := runSI(t, nil, src, dest)
+	require.Equal(t, 0, code, stderr)
+	fetched := proxy.stats(t).ObjectBytes
+	t.Logf("SIGTERM (OCI) at %s of %s: rerun fetched %s", mib(total*2/3), mib(total), mib(fetched))
+	assert.Less(t, fetched, total, "the rerun keeps the layers verified before the signal")
+	oci2eCheckTree(t, dest, want)
+}
