@@ -122,6 +122,13 @@ func TestSecurityFailurePaths(t *testing.T) {
 		},
 		reason: "STORAGE_CONFIG is not a JSON object",
 	}, {
+		name: "endpoint with a password in it that does not parse",
+		setup: func(t *testing.T) ([]string, string, string) {
+			return []string{"AWS_ENDPOINT_URL=http://AKIAEXAMPLE:" + plantedSecret + "@[::1", "AWS_ACCESS_KEY_ID=" + m.AccessKey,
+				"AWS_SECRET_ACCESS_KEY=" + plantedSecret}, "s3://" + bucket + "/m", t.TempDir()
+		},
+		reason: "is not a valid endpoint",
+	}, {
 		name: "unknown bucket",
 		setup: func(t *testing.T) ([]string, string, string) {
 			return good(), "s3://si-no-such-bucket-4e1d/m", t.TempDir()
