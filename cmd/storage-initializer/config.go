@@ -41,6 +41,7 @@ type config struct {
 	pvcRoot, pvcMode, manifest string
 	platform, caBundle         string
 	insecureRegistries         []string
+	registryMirrors            []string
 
 	// tar-bomb caps for OCI layers (0: the extractor's defaults)
 	maxExtractBytes   int64
@@ -73,6 +74,7 @@ var flagEnv = []envFlag{
 	{"manifest", "STORAGE_INITIALIZER_MANIFEST"},
 	{"platform", "STORAGE_INITIALIZER_PLATFORM"},
 	{"ca-bundle", "STORAGE_INITIALIZER_CA_BUNDLE"},
+	{"registry-mirror", "STORAGE_INITIALIZER_REGISTRY_MIRROR"},
 	{"dry-run", "STORAGE_INITIALIZER_DRY_RUN"},
 	{"max-extract-bytes", "STORAGE_INITIALIZER_MAX_EXTRACT_BYTES"},
 	{"max-extract-entries", "STORAGE_INITIALIZER_MAX_EXTRACT_ENTRIES"},
@@ -106,6 +108,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&cfg.caBundle, "ca-bundle", "", "PEM file of extra CAs to trust for OCI registries")
 	fs.StringSliceVar(&cfg.insecureRegistries, "insecure-registry", nil, "allow plain http and unverified TLS for these OCI registries (host[:port]; alone: all) [also KSERVE_OCI_INSECURE_REGISTRY: true or a list]")
 	fs.Lookup("insecure-registry").NoOptDefVal = "*"
+	fs.StringSliceVar(&cfg.registryMirrors, "registry-mirror", nil, "pull OCI images through this mirror (host[:port], every registry) or REGISTRY=MIRROR; repeatable; falls back to the registry when the mirror fails")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "node-local cache folder shared by pods (hostPath); empty: no cache")
 	fs.StringVar(&cacheMax, "cache-max-bytes", "0", "bound on the cache size, e.g. 200GiB (least recently used entries are evicted); 0: no bound")
 	fs.StringVar(&extractMax, "max-extract-bytes", "1TiB", "cap on the bytes unpacked from the tar layers of one OCI image or artifact (tar bombs)")

@@ -170,12 +170,8 @@ func TestE2EMirrorPullThrough(t *testing.T) {
 // (owned by the OCI provider; see the ship report): the reference names the
 // registry, the pulls go to the mirror, digests are still checked, and an
 // unreachable mirror falls back to the registry itself (as containerd
-// does). It skips, visibly, until the binary has the flag.
+// does).
 func TestE2ERegistryMirrorFlag(t *testing.T) {
-	_, help, _ := runSI(t, nil, "--help")
-	if !strings.Contains(help, "--registry-mirror") {
-		t.Skip("--registry-mirror is not implemented yet (pkg/provider/oci): see the ship report for the change")
-	}
 	s := oci2eRegistries(t)
 	repo := oci2eRepo(t)
 	layer, body := oci2eLayer(t, "weights.bin", 400_000, 12)

@@ -16,6 +16,9 @@ func buildProviders(eng *engine.Engine, cfg *config, getenv func(string) string)
 	if len(cfg.insecureRegistries) > 0 {
 		ociOpts = append(ociOpts, oci.WithInsecure(cfg.insecureRegistries...))
 	}
+	if len(cfg.registryMirrors) > 0 {
+		ociOpts = append(ociOpts, oci.WithRegistryMirrors(cfg.registryMirrors...))
+	}
 	return []provider.Provider{
 		oci.New(eng, ociOpts...),
 		s3.New(eng, s3.WithGetenv(getenv)),

@@ -28,6 +28,8 @@ type config struct {
 	maxBytes   int64 // per image or artifact, uncompressed; 0 = extract's default
 	maxEntries int64
 	chunk      int64 // test hook: streamed range size
+	mirrors    []mirror
+	mirrorErr  error // an invalid WithRegistryMirrors spec, reported by Plan and Fetch
 }
 
 // Option configures a Provider.

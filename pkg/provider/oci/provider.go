@@ -48,12 +48,12 @@ func (p *Provider) Plan(ctx context.Context, src string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := p.connect(ctx, ref)
+	c, plan, err := p.open(ctx, src, ref)
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
-	return p.resolve(ctx, src, ref, c)
+	c.close()
+	return plan, nil
 }
 
 // Fetch implements provider.Provider.
@@ -63,15 +63,11 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 	if err != nil {
 		return nil, err
 	}
-	c, err := p.connect(ctx, ref)
+	c, plan, err := p.open(ctx, src, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	plan, err := p.resolve(ctx, src, ref, c)
-	if err != nil {
-		return nil, err
-	}
 	if p.eng.DryRun() {
 		return dryRunReport(plan), nil
 	}

@@ -25,12 +25,18 @@ type repoClient struct {
 	from   string // where the credentials came from ("" = anonymous)
 }
 
-func (p *Provider) connect(ctx context.Context, ref name.Reference) (*repoClient, error) {
+// connect opens a client for ref's repository; ns, when set, is the
+// registry a mirror is asked on behalf of (see nsTransport).
+func (p *Provider) connect(ctx context.Context, ref name.Reference, ns string) (*repoClient, error) {
 	repo := ref.Context()
 	reg := repo.RegistryStr()
 	base, err := p.cfg.newTransport(p.eng.Concurrency(), p.cfg.insecureFor(reg))
 	if err != nil {
 		return nil, err
+	}
+	var inner http.RoundTripper = base
+	if ns != "" {
+		inner = &nsTransport{base: base, host: reg, ns: ns}
 	}
 	auth, from, err := p.cfg.authFor(repo, p.log)
 	if err != nil {
@@ -39,7 +45,7 @@ func (p *Provider) connect(ctx context.Context, ref name.Reference) (*repoClient
 	if from != "" {
 		p.log.Info("using registry credentials", zap.String("registry", reg), zap.String("from", from))
 	}
-	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, inner, []string{repo.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, fmt.Errorf("connect to registry %s: %w%s", reg, err, authHint(err, from))
 	}
