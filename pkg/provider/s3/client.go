@@ -74,7 +74,7 @@ func newClient(ctx context.Context, s settings, conns int) (*client, error) {
 	o := awss3.Options{
 		Region:        region,
 		Credentials:   creds,
-		HTTPClient:    hc,
+		HTTPClient:    withIdleTimeout(hc, s.ReadTimeout),
 		UsePathStyle:  s.PathStyle,
 		UseAccelerate: s.Accelerate,
 		AppID:         "storage-initializer",

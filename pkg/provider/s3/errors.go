@@ -59,6 +59,12 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	if err == nil {
 		return nil
 	}
+	var idle *idleError
+	if errors.As(err, &idle) {
+		// Transient: the engine retries downloads; the SDK already retried planning.
+		return &s3Error{msg: fmt.Sprintf("%s %s: %s stopped sending mid-response for %s (S3_READ_TIMEOUT; raise it if the server is only slow)",
+			op, uri, c.where, idle.timeout), err: err}
+	}
 	status, code, hdr := apiError(err)
 	tag := fmt.Sprintf(" [HTTP %d %s]", status, code)
 	if status == 0 {
