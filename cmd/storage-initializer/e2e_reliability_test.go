@@ -354,6 +354,7 @@ type faultCase struct {
 	config func(run int) fpConfig
 	src    string   // default: the model folder
 	args   []string // extra flags
+	env    []string // extra environment
 	want   outcome
 	reason string // substring of the failure reason, for detected cases
 	// during runs while the binary is held by the proxy (HoldAfter) and
@@ -412,6 +413,11 @@ func TestReliabilityFaults(t *testing.T) {
 			want: recovered, check: func(t *testing.T, r faultRun) {
 				assert.Less(t, r.elapsed, 20*time.Second, "the watchdog broke the stall")
 			}},
+		{name: "stall 5m mid-listing (once), S3_READ_TIMEOUT=2", runs: 1, env: []string{"S3_READ_TIMEOUT=2"},
+			config: fixed(fpRule{Kind: "stall", Path: "^/" + model.bucket + "/?$", At: 50, Stall: "5m", Times: 1}),
+			want:   recovered, check: func(t *testing.T, r faultRun) {
+				assert.Less(t, r.elapsed, 30*time.Second, "the stalled listing was abandoned and retried")
+			}},
 		{name: "flipped bit once (CRC64NVME object)", runs: 1, config: fixed(fpRule{Kind: "flip", Path: objPath("crc64.bin"), At: -1, Times: 1}),
 			want: recovered},
 		{name: "flipped bit once (multipart, full CRC64NVME)", runs: 1, config: fixed(fpRule{Kind: "flip", Path: objPath("multi.bin"), At: 7, Times: 1}),
@@ -448,6 +454,11 @@ func TestReliabilityFaults(t *testing.T) {
 				m.Put(t, model.bucket, "rewrite/w.bin", s3e2eRandom(6<<20, 42), types.ChecksumAlgorithmCrc64nvme)
 				p.release(t)
 			}},
+		{name: "stall 5m mid-listing, every listing", runs: 1, env: []string{"S3_READ_TIMEOUT=2"},
+			config: fixed(fpRule{Kind: "stall", Path: "^/" + model.bucket + "/?$", At: 50, Stall: "5m"}),
+			want:   detected, reason: "S3_READ_TIMEOUT", check: func(t *testing.T, r faultRun) {
+				assert.Less(t, r.elapsed, 60*time.Second, "no hang: S3_READ_TIMEOUT × the SDK's attempts")
+			}},
 		{name: fmt.Sprintf("500 on every read, --max-attempts %d", maxAttempts), runs: 1, config: fixed(fpRule{Kind: "500"}),
 			args: []string{"--max-attempts", fmt.Sprint(maxAttempts)}, want: detected,
 			reason: fmt.Sprintf("gave up after %d attempts", maxAttempts),
@@ -480,6 +491,7 @@ func TestReliabilityFaults(t *testing.T) {
 					}
 					assert.Equal(t, 1, r.code)
 					assert.Equal(t, 1, strings.Count(strings.TrimSpace(r.termLog), "\n")+1, "one-line reason")
+					t.Logf("reason: %s", strings.TrimSpace(r.termLog))
 				}
 				table.add(fc.name, o, r.stats.faults())
 				if fc.want == recovered {
@@ -510,7 +522,7 @@ func runFaultCase(t *testing.T, m s3e2eServer, proxy *fpProxy, model relModel, f
 	if src == "" {
 		src = "s3://" + model.bucket + "/m"
 	}
-	env := append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+proxy.URL)
+	env := append(append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+proxy.URL), fc.env...)
 	args := append([]string{"--chunk-size", "1MiB", "--concurrency", "4", "--read-timeout", "1s",
 		"--max-attempts", "8", "--termination-log", termLog}, fc.args...)
 	args = append(args, src, dest)
