@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/storage-initializer
 
-.PHONY: build test e2e bench demo image lint fuzz clean
+.PHONY: build test e2e bench demo image lint fuzz load clean
 
 build: ## static, trimmed binary in bin/
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/storage-initializer
@@ -34,6 +34,9 @@ lint: ## gofmt check, go vet, staticcheck (installed into .cache/bin); all three
 
 fuzz:
 	hack/fuzz.sh 60s
+
+load: build ## 10,000 small files and one 8 GiB file: peak RSS and open descriptors
+	hack/load.sh
 
 clean:
 	rm -rf bin
