@@ -157,7 +157,7 @@ func (e *Engine) plan(files []File) ([]*fileRun, error) {
 		if err != nil {
 			return nil, fmt.Errorf("refusing to write %q: %w", f.Path, err)
 		}
-		if !e.Keep(rel) {
+		if !f.Unfiltered && !e.Keep(rel) {
 			continue
 		}
 		if seen[rel] {

@@ -15,6 +15,17 @@ import (
 // read timeout; the request is cancelled and retried.
 var errStalled = errors.New("stalled")
 
+// Load runs one ranged read with the engine's retry policy, for providers
+// that stream data themselves (OCI tar layers) rather than through Fetch:
+// the same attempts, backoff, Retry-After and stall watchdog as every range.
+func (e *Engine) Load(ctx context.Context, src Loader, what string, length, offset int64, fn func(io.Reader) error) error {
+	return e.load(ctx, src, what, length, offset, fn)
+}
+
+// ReadTimeout is the stall bound of one request (--read-timeout), for
+// providers' own metadata requests.
+func (e *Engine) ReadTimeout() time.Duration { return e.readTimeout }
+
 // load runs one ranged read with the engine's retry policy: transient errors
 // (resets, short bodies, 5xx, throttling, stalls) are retried with
 // exponential backoff and full jitter; Permanent errors and cancellation end

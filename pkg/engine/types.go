@@ -65,6 +65,9 @@ type File struct {
 	// reads such a file in one range when it fits in a chunk, and hashes it
 	// inline; a larger file needs Expect from planning.
 	ChecksumsInBody bool
+	// Unfiltered exempts the file from the include/exclude patterns: an
+	// archive or layer blob whose contents the patterns apply to instead.
+	Unfiltered bool
 }
 
 // BodyChecksums is implemented by a reader a Loader passes to fn when the

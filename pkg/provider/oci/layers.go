@@ -164,21 +164,35 @@ func (r *stagedRun) extractOne(ctx context.Context, l Layer) error {
 		return fmt.Errorf("open folder for layer %d: %w", l.Index, err)
 	}
 	defer sub.Close()
-	want, _ := hex.DecodeString(strings.TrimPrefix(l.Digest, "sha256:"))
-	obs := r.p.eng.Observer()
-	s := openStream(ctx, streamSpec{
-		src: r.c.loader(l.Digest, r.p.log), digest: l.Digest, want: want, size: l.Size,
-		chunk: r.p.cfg.chunk, ahead: r.p.streamAhead(), log: r.p.log, extra: r.extra,
-		progress: func(n int64) {
-			obs.Transferred(n)
-			r.mu.Lock()
-			r.fetched += n
-			r.mu.Unlock()
-		},
-	})
-	defer s.Close()
 	log := r.p.log.With(zap.Int("layer", l.Index), zap.String("digest", l.Digest))
-	st, format, err := r.untar(ctx, s, sub, l, log)
+	var (
+		src      io.Reader
+		verified func() bool
+	)
+	if r.p.eng.Caching() {
+		blob, done, err := r.cachedBlob(ctx, l)
+		if err != nil {
+			return fmt.Errorf("layer %d (%s): %w", l.Index, l.Digest, err)
+		}
+		defer done()
+		src, verified = blob, func() bool { return true } // the engine checked the digest
+	} else {
+		want, _ := hex.DecodeString(strings.TrimPrefix(l.Digest, "sha256:"))
+		obs := r.p.eng.Observer()
+		s := openStream(ctx, streamSpec{
+			eng: r.p.eng, src: r.c.loader(l.Digest, r.p.log), digest: l.Digest, want: want, size: l.Size,
+			chunk: r.p.cfg.chunk, ahead: r.p.streamAhead(), log: r.p.log, extra: r.extra,
+			progress: func(n int64) {
+				obs.Transferred(n)
+				r.mu.Lock()
+				r.fetched += n
+				r.mu.Unlock()
+			},
+		})
+		defer s.Close()
+		src, verified = s, s.verified
+	}
+	st, format, err := r.untar(ctx, src, verified, sub, l, log)
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", l.Index, l.Digest, err)
 	}
@@ -198,7 +212,7 @@ func (r *stagedRun) extractOne(ctx context.Context, l Layer) error {
 // the digest is checked even when the tar ended early. When extraction
 // fails on what looks like corrupt data, the rest of the blob is read too:
 // a digest mismatch is the clearer cause to report.
-func (r *stagedRun) untar(ctx context.Context, s *layerStream, sub *os.Root, l Layer, log *zap.Logger) (extract.Stats, string, error) {
+func (r *stagedRun) untar(ctx context.Context, s io.Reader, verified func() bool, sub *os.Root, l Layer, log *zap.Logger) (extract.Stats, string, error) {
 	var st extract.Stats
 	dec, format, err := extract.Decompress(s)
 	if err == nil {
@@ -221,7 +235,7 @@ func (r *stagedRun) untar(ctx context.Context, s *layerStream, sub *os.Root, l L
 	if _, err := io.Copy(io.Discard, s); err != nil {
 		return st, format, err
 	}
-	if !s.verified() {
+	if !verified() {
 		return st, format, fmt.Errorf("%w: layer was not read to its end", ErrDigest)
 	}
 	return st, format, nil

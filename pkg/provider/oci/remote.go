@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.uber.org/zap"
+
+	"github.com/storage-initializer/storage-initializer/pkg/idletimeout"
 )
 
 // repoClient is an authenticated connection to one repository: every
@@ -34,9 +36,11 @@ func (p *Provider) connect(ctx context.Context, ref name.Reference, ns string) (
 	if err != nil {
 		return nil, err
 	}
-	var inner http.RoundTripper = base
+	// A manifest or token response that stalls mid-body must not hang the
+	// pull: bound silence by --read-timeout like every layer range.
+	var inner http.RoundTripper = idletimeout.RoundTripper{Next: base, Timeout: p.eng.ReadTimeout(), What: "--read-timeout"}
 	if ns != "" {
-		inner = &nsTransport{base: base, host: reg, ns: ns}
+		inner = &nsTransport{base: inner, host: reg, ns: ns}
 	}
 	auth, from, err := p.cfg.authFor(repo, p.log)
 	if err != nil {
@@ -90,8 +94,10 @@ func (c *repoClient) manifest(ctx context.Context, ref name.Reference) (*remote.
 			return d, nil
 		}
 		last = err
+		// Retry 5xx and 429 too: registries answer 503 without the JSON error
+		// codes go-containerregistry needs to call an error temporary.
 		var te *transport.Error
-		if ctx.Err() != nil || errors.As(err, &te) && !te.Temporary() {
+		if ctx.Err() != nil || errors.As(err, &te) && !te.Temporary() && te.StatusCode < 500 && te.StatusCode != http.StatusTooManyRequests {
 			break
 		}
 	}

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -47,6 +45,7 @@ type piece struct {
 
 // streamSpec describes the blob to stream.
 type streamSpec struct {
+	eng      *engine.Engine // its retry policy: attempts, backoff, Retry-After, stall watchdog
 	src      engine.Loader
 	digest   string // "sha256:<hex>", for messages
 	want     []byte // raw sha256
@@ -98,7 +97,7 @@ func (s *layerStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			err := loadRetry(s.ctx, sp.log, sp.src, sp.digest, length, off, func(r io.Reader) error {
+			err := sp.eng.Load(s.ctx, sp.src, "layer "+sp.digest, length, off, func(r io.Reader) error {
 				_, err := io.ReadFull(r, buf[:length])
 				return err
 			})
@@ -197,60 +196,6 @@ func (s *layerStream) Close() error {
 		<-s.extra
 	}
 	return nil
-}
-
-// Retry policy for streamed ranges (the engine applies its own to files it
-// fetches): exponential backoff with jitter, a stall watchdog per attempt.
-const (
-	streamAttempts = 6
-	streamBackoff  = 250 * time.Millisecond
-	streamMaxDelay = 10 * time.Second
-)
-
-func loadRetry(ctx context.Context, log *zap.Logger, src engine.Loader, what string, length, off int64, fn func(io.Reader) error) error {
-	for attempt := 1; ; attempt++ {
-		err := loadOnce(ctx, src, length, off, fn)
-		if err == nil || ctx.Err() != nil || engine.IsPermanent(err) {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			return err
-		}
-		if attempt == streamAttempts {
-			return fmt.Errorf("layer %s bytes %d-%d: gave up after %d attempts: %w", what, off, off+length-1, attempt, err)
-		}
-		d := min(streamBackoff<<(attempt-1), streamMaxDelay)
-		d = d/2 + rand.N(d/2+1)
-		log.Warn("retrying layer range", zap.String("layer", what), zap.Int64("offset", off), zap.Int64("length", length),
-			zap.Int("attempt", attempt), zap.Duration("delay", d), zap.Error(err))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return context.Cause(ctx)
-		case <-t.C:
-		}
-	}
-}
-
-// loadOnce is one attempt, cancelled when no byte arrives for the engine's
-// default read timeout.
-func loadOnce(ctx context.Context, src engine.Loader, length, off int64, fn func(io.Reader) error) error {
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stalled := errors.New("no data for " + engine.DefaultReadTimeout.String())
-	timer := time.AfterFunc(engine.DefaultReadTimeout, func() { cancel(stalled) })
-	defer timer.Stop()
-	err := src.Load(actx, length, off, func(r io.Reader) error {
-		return fn(readFunc(func(p []byte) (int, error) {
-			timer.Reset(engine.DefaultReadTimeout)
-			return r.Read(p)
-		}))
-	})
-	if err != nil && errors.Is(context.Cause(actx), stalled) && ctx.Err() == nil {
-		return fmt.Errorf("%w: %w", stalled, err)
-	}
-	return err
 }
 
 type readFunc func(p []byte) (int, error)

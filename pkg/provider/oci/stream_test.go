@@ -53,7 +53,7 @@ func TestLayerStreamInOrderWithRetries(t *testing.T) {
 	sum := sha256.Sum256(data)
 	src := &fakeBlob{data: data, failAt: map[int64]error{1000: io.ErrUnexpectedEOF, 50_000: errors.New("reset")}}
 	var progress atomic.Int64
-	s := openStream(context.Background(), streamSpec{src: src, digest: "sha256:x", want: sum[:], size: int64(len(data)),
+	s := openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: src, digest: "sha256:x", want: sum[:], size: int64(len(data)),
 		chunk: 1000, ahead: 4, log: zap.NewNop(), progress: func(n int64) { progress.Add(n) }})
 	defer s.Close()
 	got, err := io.ReadAll(s)
@@ -67,7 +67,7 @@ func TestLayerStreamInOrderWithRetries(t *testing.T) {
 func TestLayerStreamDigestMismatchAtEnd(t *testing.T) {
 	data := bytes.Repeat([]byte("x"), 5000)
 	wrong := sha256.Sum256([]byte("other"))
-	s := openStream(context.Background(), streamSpec{src: &fakeBlob{data: data}, digest: "sha256:x", want: wrong[:],
+	s := openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: &fakeBlob{data: data}, digest: "sha256:x", want: wrong[:],
 		size: 5000, chunk: 1024, ahead: 2, log: zap.NewNop()})
 	defer s.Close()
 	got, err := io.ReadAll(s)
@@ -80,23 +80,28 @@ func TestLayerStreamPermanentErrorAndClose(t *testing.T) {
 	data := make([]byte, 10_000)
 	sum := sha256.Sum256(data)
 	src := &fakeBlob{data: data, permanent: errors.New("403 denied")}
-	s := openStream(context.Background(), streamSpec{src: src, digest: "sha256:x", want: sum[:], size: 10_000, chunk: 100, ahead: 3, log: zap.NewNop()})
+	s := openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: src, digest: "sha256:x", want: sum[:], size: 10_000, chunk: 100, ahead: 3, log: zap.NewNop()})
 	_, err := io.ReadAll(s)
 	assert.ErrorContains(t, err, "403 denied")
 	require.NoError(t, s.Close())
 	assert.Less(t, src.calls.Load(), int64(10), "a permanent error stops the stream")
 
 	// Closing a stream nobody reads stops its fetches too.
-	s = openStream(context.Background(), streamSpec{src: &fakeBlob{data: data}, digest: "sha256:x", want: sum[:], size: 10_000, chunk: 100, ahead: 3, log: zap.NewNop()})
+	s = openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: &fakeBlob{data: data}, digest: "sha256:x", want: sum[:], size: 10_000, chunk: 100, ahead: 3, log: zap.NewNop()})
 	require.NoError(t, s.Close())
 }
 
 func TestLayerStreamEmptyBlob(t *testing.T) {
 	sum := sha256.Sum256(nil)
-	s := openStream(context.Background(), streamSpec{src: &fakeBlob{}, digest: "sha256:e", want: sum[:], size: 0, chunk: 100, ahead: 2, log: zap.NewNop()})
+	s := openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: &fakeBlob{}, digest: "sha256:e", want: sum[:], size: 0, chunk: 100, ahead: 2, log: zap.NewNop()})
 	defer s.Close()
 	got, err := io.ReadAll(s)
 	require.NoError(t, err)
 	assert.Empty(t, got)
 	assert.True(t, s.verified())
+}
+
+// testStreamEngine retries like the real one, with test-sized delays.
+func testStreamEngine() *engine.Engine {
+	return engine.New(engine.WithRetry(6, time.Millisecond, 5*time.Millisecond))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/idletimeout"
 )
 
 // s3Error is a one-line, actionable message that still unwraps to the SDK's
@@ -59,11 +60,11 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	if err == nil {
 		return nil
 	}
-	var idle *idleError
+	var idle *idletimeout.Error
 	if errors.As(err, &idle) {
 		// Transient: the engine retries downloads; the SDK already retried planning.
 		return &s3Error{msg: fmt.Sprintf("%s %s: %s stopped sending mid-response for %s (S3_READ_TIMEOUT; raise it if the server is only slow)",
-			op, uri, c.where, idle.timeout), err: err}
+			op, uri, c.where, idle.Timeout), err: err}
 	}
 	status, code, hdr := apiError(err)
 	tag := fmt.Sprintf(" [HTTP %d %s]", status, code)
