@@ -62,6 +62,7 @@ func tarEntry(ctx context.Context, t *tree, pl placer, hdr *tar.Header, r io.Rea
 		return err
 	}
 	t.noteRoot(name)
+	//lint:ignore SA1019 old archives still carry the pre-POSIX regular-file flag
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
 		// Inflated whether kept or not, so counted either way.
 		if err := t.reserve(hdr.Size); err != nil {
@@ -84,7 +85,7 @@ func tarEntry(ctx context.Context, t *tree, pl placer, hdr *tar.Header, r io.Rea
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return t.dir(rel, mode, hdr.ModTime)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, tar.TypeRegA: //lint:ignore SA1019 old archives still carry the pre-POSIX flag
 		if rel == "" {
 			t.skip(hdr.Name, "a file where the kept folder should be")
 			return nil

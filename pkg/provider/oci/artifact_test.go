@@ -53,7 +53,7 @@ func TestModelPack(t *testing.T) {
 
 	// A rerun finds the raw files complete and downloads them again not at all.
 	before := reg.blobGets(layers[0].Digest)
-	rep, err = p.Fetch(t.Context(), "oci://"+reg.host+"/mp:v1", dest)
+	_, err = p.Fetch(t.Context(), "oci://"+reg.host+"/mp:v1", dest)
 	require.NoError(t, err)
 	assert.Equal(t, before, reg.blobGets(layers[0].Digest))
 

@@ -197,7 +197,3 @@ func (s *layerStream) Close() error {
 	}
 	return nil
 }
-
-type readFunc func(p []byte) (int, error)
-
-func (f readFunc) Read(p []byte) (int, error) { return f(p) }
