@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
@@ -92,45 +92,22 @@ func (p *planner) notFound(loc location, excluded int) error {
 // describeAll asks every listed object for its checksums, with as many
 // HeadObject requests in flight as the engine allows for downloads.
 func (p *planner) describeAll(ctx context.Context, loc location, objs []listed) ([]engine.File, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	files := make([]engine.File, len(objs))
-	sem := make(chan struct{}, max(p.eng.Concurrency(), 1))
-	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(p.eng.Concurrency(), 1))
 	for i, o := range objs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			obj := newObjectRef(loc.Bucket, o.key)
 			if f, ok := p.fromListing(obj, o); ok {
 				files[i] = f
-				return
+				return nil
 			}
-			f, err := p.describeOne(ctx, obj, o.rel)
-			if err != nil {
-				once.Do(func() { firstErr = err; cancel() })
-				return
-			}
+			f, err := p.describeOne(gctx, obj, o.rel)
 			files[i] = f
-		}()
+			return err
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	if err := ctx.Err(); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return files, nil
