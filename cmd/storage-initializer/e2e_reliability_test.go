@@ -662,7 +662,9 @@ func runKillResume(t *testing.T, proxy *fpProxy, sc killScenario) killFigures {
 			threshold := 1 + rng.Int64N(left-1)
 			cfg := fpConfig{HoldAfter: threshold, Count: sc.count}
 			if byTime {
-				cfg = fpConfig{Count: sc.count}
+				// Held one byte short of the end, so a fast run cannot
+				// finish before the kill lands.
+				cfg = fpConfig{HoldAfter: left - 1, Count: sc.count}
 			}
 			proxy.set(t, cfg)
 			cmd, out := startSI(t, sc.env, args...)
