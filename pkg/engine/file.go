@@ -210,18 +210,27 @@ func (fr *fileRun) readyBytes() int64 {
 // chunkDone records a written chunk; it reports whether the file is complete.
 func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
 	fr.mu.Lock()
+	// The journal line is written under the lock, before the chunk counts
+	// as done: once the last chunk is counted the file may be finalised and
+	// its journal closed, so no journal write may come after that.
+	if err := fr.jr.markDone(i); err != nil {
+		fr.mu.Unlock()
+		return false, err
+	}
 	fr.crcs[i] = crc
 	fr.done[i] = true
 	fr.remaining--
 	for fr.frontier < len(fr.done) && fr.done[fr.frontier] {
 		fr.frontier++
 	}
-	ready, complete := fr.readyBytes(), fr.remaining == 0
+	// The hasher is read under the lock too: a refetch after a mismatch
+	// replaces it while a slower worker may still be leaving here.
+	ready, complete, h := fr.readyBytes(), fr.remaining == 0, fr.hasher
 	fr.mu.Unlock()
-	if fr.hasher != nil {
-		fr.hasher.advance(ready)
+	if h != nil {
+		h.advance(ready)
 	}
-	return complete, fr.jr.markDone(i)
+	return complete, nil
 }
 
 // writeAt writes one buffer of a range. Writers to one file are
@@ -265,7 +274,9 @@ func (fr *fileRun) reset() ([]int, error) {
 	fr.closeFiles()
 	_ = fr.store.Remove(fr.journalName())
 	_ = fr.store.Remove(fr.tmpName())
+	fr.mu.Lock()
 	fr.frontier, fr.resumed, fr.hasher = 0, false, nil
+	fr.mu.Unlock()
 	fr.fetched.Store(0)
 	return fr.open()
 }
