@@ -7,7 +7,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-"$root/hack/tools.sh" minio registry crane oras
+# Debian packages first (buildah + busybox-static for the modelcar fixture,
+# tinyproxy for the proxy tests): a no-op when they are installed.
+"$root/hack/tools.sh" image-apt proxy-apt minio registry crane oras
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/si-test.XXXXXX")
 cleanup() {
   "$root/hack/minio.sh" stop "$tmp/minio" >/dev/null 2>&1 || true
