@@ -210,14 +210,7 @@ func (t *tree) dir(rel string, mode fs.FileMode, mtime time.Time) error {
 
 // file writes size bytes from r as a new file at rel.
 func (t *tree) file(ctx context.Context, rel string, r io.Reader, size int64, mode fs.FileMode, mtime time.Time) error {
-	if err := t.parents(rel); err != nil {
-		return err
-	}
-	t.touch(rel)
-	if err := t.clear(rel); err != nil {
-		return err
-	}
-	f, err := t.dst.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := t.create(rel)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", rel, err)
 	}
@@ -244,18 +237,24 @@ func (t *tree) file(ctx context.Context, rel string, r io.Reader, size int64, mo
 
 // marker writes an empty whiteout marker file (KeepWhiteouts).
 func (t *tree) marker(rel string) error {
-	if err := t.parents(rel); err != nil {
-		return err
-	}
-	t.touch(rel)
-	if err := t.clear(rel); err != nil {
-		return err
-	}
-	f, err := t.dst.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := t.create(rel)
 	if err != nil {
 		return fmt.Errorf("record whiteout %s: %w", rel, err)
 	}
 	return f.Close()
+}
+
+// create makes a new, empty file at rel (its folders made, whatever stood
+// there cleared), opened for writing.
+func (t *tree) create(rel string) (*os.File, error) {
+	if err := t.parents(rel); err != nil {
+		return nil, err
+	}
+	t.touch(rel)
+	if err := t.clear(rel); err != nil {
+		return nil, err
+	}
+	return t.dst.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
 func (t *tree) symlink(rel, target string) error {
