@@ -1,12 +1,7 @@
 package main
 
 import (
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,24 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// registryCounter is a reverse proxy in front of the real registry that
-// counts the blob bytes it serves (throttled, so concurrent pulls overlap).
+// registryCounter counts the blob bytes the real registry serves (throttled,
+// so concurrent pulls overlap).
 func registryCounter(t *testing.T, registry string, bytesPerSecond int64) (host string, blobBytes *atomic.Int64) {
 	t.Helper()
-	target, err := url.Parse("http://" + registry)
-	require.NoError(t, err)
-	blobBytes = &atomic.Int64{}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	rp.ModifyResponse = func(r *http.Response) error {
-		if r.Request.Method == http.MethodGet && strings.Contains(r.Request.URL.Path, "/blobs/") {
-			r.Body = &countingBody{ReadCloser: r.Body, n: blobBytes, bps: bytesPerSecond}
-		}
-		return nil
-	}
-	srv := httptest.NewServer(rp)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://"), blobBytes
+	u, blobBytes := countingProxy(t, "http://"+registry, func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
+	}, bytesPerSecond)
+	return strings.TrimPrefix(u, "http://"), blobBytes
 }
 
 // Two processes pulling the same modelcar at once with one --cache-dir

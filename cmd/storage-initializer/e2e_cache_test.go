@@ -34,21 +34,31 @@ type cacheStore struct {
 
 func cacheProxy(t *testing.T, m s3e2eServer, bytesPerSecond int64) cacheStore {
 	t.Helper()
-	target, err := url.Parse(m.Endpoint)
+	addr, served := countingProxy(t, m.Endpoint, func(r *http.Request) bool {
+		return r.Method == http.MethodGet && !strings.Contains(r.URL.RawQuery, "list-type") &&
+			!strings.Contains(r.URL.RawQuery, "versioning")
+	}, bytesPerSecond)
+	return cacheStore{url: addr, served: served}
+}
+
+// countingProxy is a reverse proxy to target that counts (and throttles)
+// the response bodies of the requests counted selects.
+func countingProxy(t *testing.T, target string, counted func(*http.Request) bool, bytesPerSecond int64) (string, *atomic.Int64) {
+	t.Helper()
+	u, err := url.Parse(target)
 	require.NoError(t, err)
 	served := &atomic.Int64{}
-	rp := httputil.NewSingleHostReverseProxy(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ModifyResponse = func(r *http.Response) error {
-		if r.Request.Method == http.MethodGet && !strings.Contains(r.Request.URL.RawQuery, "list-type") &&
-			!strings.Contains(r.Request.URL.RawQuery, "versioning") {
+		if counted(r.Request) {
 			r.Body = &countingBody{ReadCloser: r.Body, n: served, bps: bytesPerSecond}
 		}
 		return nil
 	}
 	srv := httptest.NewServer(rp)
 	t.Cleanup(srv.Close)
-	return cacheStore{url: srv.URL, served: served}
+	return srv.URL, served
 }
 
 type countingBody struct {
