@@ -83,7 +83,7 @@ func fpBinary(t testing.TB) string {
 		}
 		fpBinPath = filepath.Join(dir, "faultproxy")
 		cmd := exec.Command("go", "build", "-o", fpBinPath,
-			"github.com/storage-initializer/storage-initializer/pkg/internal/faultproxy/cmd/faultproxy")
+			"github.com/storage-initializer/storage-initializer/internal/faultproxy/cmd/faultproxy")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fpBuildErr = errors.New(string(out))

@@ -13,8 +13,8 @@ import (
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 
-	"github.com/storage-initializer/storage-initializer/pkg/internal/faultproxy"
-	"github.com/storage-initializer/storage-initializer/pkg/internal/testenv"
+	"github.com/storage-initializer/storage-initializer/internal/faultproxy"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // These tests run against CNCF distribution (hack/registry.sh start DIR;

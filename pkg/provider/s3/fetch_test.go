@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
-	"github.com/storage-initializer/storage-initializer/pkg/internal/testenv"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // TestFetch runs the provider through the real engine: every file lands

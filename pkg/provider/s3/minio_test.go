@@ -15,7 +15,7 @@ import (
 
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
-	"github.com/storage-initializer/storage-initializer/pkg/internal/testenv"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 	s3p "github.com/storage-initializer/storage-initializer/pkg/provider/s3"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/storage-initializer/storage-initializer/pkg/internal/testenv"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // TestTLS puts a TLS reverse proxy with a self-signed certificate in front

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/storage-initializer/storage-initializer/pkg/internal/faultproxy"
+	"github.com/storage-initializer/storage-initializer/internal/faultproxy"
 )
 
 func main() {

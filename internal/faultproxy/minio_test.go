@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/storage-initializer/storage-initializer/pkg/internal/testenv"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // TestSignedRequestsThroughTheProxy proves SigV4 survives the proxy: the
