@@ -66,8 +66,15 @@ type File struct {
 	// inline; a larger file needs Expect from planning.
 	ChecksumsInBody bool
 	// Unfiltered exempts the file from the include/exclude patterns: an
-	// archive or layer blob whose contents the patterns apply to instead.
+	// exact object the URI names (KServe fetches it whatever the patterns
+	// say), or a blob whose contents the patterns apply to instead.
 	Unfiltered bool
+	// Stream says the source cannot serve byte ranges: the engine reads the
+	// whole file with Source.Load(ctx, -1, 0, fn) in one request (restarted
+	// from the start after a failure, within the same retry policy). Size
+	// may then be -1 (unknown): the length the body delivers is taken, and
+	// the file must have an Expect or it is verified by nothing.
+	Stream bool
 }
 
 // BodyChecksums is implemented by a reader a Loader passes to fn when the

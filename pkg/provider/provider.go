@@ -16,3 +16,13 @@ type Provider interface {
 	// Fetch materialises src into dest and reports each file committed.
 	Fetch(ctx context.Context, src, dest string) (*engine.Report, error)
 }
+
+// Planner is what every provider becomes: it describes a source as a plan
+// and runs nothing; the engine executes the plan (Engine.Run).
+type Planner interface {
+	// Schemes lists the URI schemes handled, e.g. "s3".
+	Schemes() []string
+	// Plan resolves src (listing, HEAD, manifest…) into files, units and
+	// links. It must not write anything.
+	Plan(ctx context.Context, src string) (*engine.Plan, error)
+}
