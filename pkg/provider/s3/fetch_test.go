@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/internal/testenv"
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // TestFetch runs the provider through the real engine: every file lands

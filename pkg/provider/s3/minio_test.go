@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
-	"github.com/storage-initializer/storage-initializer/internal/testenv"
 	s3p "github.com/storage-initializer/storage-initializer/pkg/provider/s3"
 )
 
