@@ -5,7 +5,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/destpath"
 )
 
 // cleanName validates an archive entry name and returns it slash-separated,
@@ -89,7 +89,7 @@ func under(p, dir string) bool {
 // checkRel applies the engine's rules for destination paths (which also
 // reserve its state folder) to a non-root destination path.
 func checkRel(rel string) error {
-	if _, err := engine.CleanRel(rel); err != nil {
+	if _, err := destpath.CleanRel(rel); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnsafe, err)
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/destpath"
 )
 
 // ApplyLayer moves the tree at upper onto the tree at lower (both relative
@@ -48,7 +48,7 @@ func applyDir(ctx context.Context, root *os.Root, up, low string, top bool) erro
 		case strings.HasPrefix(n, whiteoutPrefix+whiteoutPrefix):
 		case strings.HasPrefix(n, whiteoutPrefix):
 			victim := n[len(whiteoutPrefix):]
-			if top && victim == engine.StateDir {
+			if top && victim == destpath.StateDir {
 				continue
 			}
 			if err := root.RemoveAll(path.Join(low, victim)); err != nil {
@@ -64,7 +64,7 @@ func applyDir(ctx context.Context, root *os.Root, up, low string, top bool) erro
 			}
 			continue
 		}
-		if top && n == engine.StateDir {
+		if top && n == destpath.StateDir {
 			continue
 		}
 		ufi, err := root.Lstat(u)
@@ -118,7 +118,7 @@ func emptyDir(root *os.Root, dir string, top bool) error {
 		return err
 	}
 	for _, n := range names {
-		if top && n == engine.StateDir {
+		if top && n == destpath.StateDir {
 			continue
 		}
 		if err := root.RemoveAll(path.Join(dir, n)); err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/destpath"
 )
 
 // tree writes entries into the destination. It is the only code that
@@ -368,7 +368,7 @@ func (t *tree) empty(rel string) error {
 	}
 	for _, n := range names {
 		child := path.Join(rel, n)
-		if rel == "" && n == engine.StateDir {
+		if rel == "" && n == destpath.StateDir {
 			continue
 		}
 		if _, mine := t.touched[child]; mine {
