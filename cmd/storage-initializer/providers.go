@@ -10,11 +10,11 @@ import (
 )
 
 // registry maps URI schemes to providers.
-type registry map[string]provider.Provider
+type registry map[string]provider.Planner
 
 func newProviders(eng *engine.Engine, cfg *config, getenv func(string) string) registry {
 	r := registry{}
-	for _, p := range buildProviders(eng, cfg, getenv) {
+	for _, p := range buildProviders(eng.PlanSettings(), cfg, getenv) {
 		for _, s := range p.Schemes() {
 			r[s] = p
 		}
@@ -33,7 +33,7 @@ func schemeOf(src string) string {
 	return ""
 }
 
-func (r registry) forURI(src string) (provider.Provider, error) {
+func (r registry) forURI(src string) (provider.Planner, error) {
 	s := schemeOf(src)
 	if p, ok := r[s]; ok {
 		return p, nil

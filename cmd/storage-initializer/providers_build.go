@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/httpsrc"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/oci"
@@ -10,19 +9,18 @@ import (
 )
 
 // buildProviders constructs every provider this binary ships.
-func buildProviders(eng *engine.Engine, cfg *config, getenv func(string) string) []provider.Provider {
-	ociOpts := []oci.Option{oci.WithGetenv(getenv), oci.WithPlatform(cfg.platform), oci.WithCABundle(cfg.caBundle),
-		oci.WithLimits(cfg.maxExtractBytes, cfg.maxExtractEntries)}
+func buildProviders(set provider.Settings, cfg *config, getenv func(string) string) []provider.Planner {
+	ociOpts := []oci.Option{oci.WithGetenv(getenv), oci.WithPlatform(cfg.platform), oci.WithCABundle(cfg.caBundle)}
 	if len(cfg.insecureRegistries) > 0 {
 		ociOpts = append(ociOpts, oci.WithInsecure(cfg.insecureRegistries...))
 	}
 	if len(cfg.registryMirrors) > 0 {
 		ociOpts = append(ociOpts, oci.WithRegistryMirrors(cfg.registryMirrors...))
 	}
-	return []provider.Provider{
-		oci.New(eng, ociOpts...),
-		s3.New(eng, s3.WithGetenv(getenv)),
-		pvc.New(eng, pvc.WithRoot(cfg.pvcRoot), pvc.WithMode(pvc.Mode(cfg.pvcMode)), pvc.WithManifest(cfg.manifest)),
-		httpsrc.New(eng, httpsrc.WithGetenv(getenv)),
+	return []provider.Planner{
+		oci.New(set, ociOpts...),
+		s3.New(set, s3.WithGetenv(getenv)),
+		pvc.New(set, pvc.WithRoot(cfg.pvcRoot), pvc.WithMode(pvc.Mode(cfg.pvcMode)), pvc.WithManifest(cfg.manifest)),
+		httpsrc.New(set, httpsrc.WithGetenv(getenv)),
 	}
 }

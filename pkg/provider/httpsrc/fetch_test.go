@@ -29,7 +29,7 @@ func TestRangedDownloadFromAFileServer(t *testing.T) {
 	writeFile(t, dir, "models/model v1.bin", body)
 	srv, s := fileServer(t, dir)
 	dest := t.TempDir()
-	p := New(newEngine())
+	p := newP(newEngine())
 
 	src := srv.URL + "/models/model%20v1.bin#sha256=" + hexSHA(body)
 	rep, err := p.Fetch(t.Context(), src, dest)
@@ -55,7 +55,7 @@ func TestServerIgnoringRange(t *testing.T) {
 			body := payload(size)
 			srv, s := noRangeServer(t, body)
 			dest := t.TempDir()
-			rep, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/weights.bin#sha256="+hexSHA(body), dest)
+			rep, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/weights.bin#sha256="+hexSHA(body), dest)
 			require.NoError(t, err)
 			require.Len(t, rep.Files, 1)
 			assert.Equal(t, "sha256", rep.Files[0].Verified)
@@ -78,7 +78,7 @@ func TestServerLyingAboutRangesFailsClearly(t *testing.T) {
 	}))
 	defer srv.Close()
 	dest := t.TempDir()
-	_, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin", dest)
+	_, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin", dest)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, errRangeIgnored)
 	assert.Contains(t, err.Error(), "advertised byte ranges")
@@ -101,7 +101,7 @@ func TestFileChangingDuringDownloadFails(t *testing.T) {
 	}))
 	defer srv.Close()
 	dest := t.TempDir()
-	_, err := New(newEngine(engine.WithConcurrency(1))).Fetch(t.Context(), srv.URL+"/m.bin", dest)
+	_, err := newP(newEngine(engine.WithConcurrency(1))).Fetch(t.Context(), srv.URL+"/m.bin", dest)
 	require.Error(t, err)
 	assert.True(t, engine.IsPermanent(err), "a changed file is not retried: %v", err)
 	assert.Contains(t, err.Error(), "changed during download")
@@ -123,7 +123,7 @@ func TestFileChangingWithoutETagIsCaughtByLastModified(t *testing.T) {
 		fs.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	_, err := New(newEngine(engine.WithConcurrency(1))).Fetch(t.Context(), srv.URL+"/m.bin", t.TempDir())
+	_, err := newP(newEngine(engine.WithConcurrency(1))).Fetch(t.Context(), srv.URL+"/m.bin", t.TempDir())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "changed during download")
 }
@@ -140,7 +140,7 @@ func TestHeadersFromHostEnv(t *testing.T) {
 	defer srv.Close()
 	src := srv.URL + "/m.bin?X-Amz-Signature=querysecret"
 
-	_, err := New(newEngine()).Fetch(t.Context(), src, t.TempDir())
+	_, err := newP(newEngine()).Fetch(t.Context(), src, t.TempDir())
 	require.Error(t, err)
 	assert.True(t, engine.IsPermanent(err))
 	assert.Contains(t, err.Error(), "HTTP 401")
@@ -149,12 +149,12 @@ func TestHeadersFromHostEnv(t *testing.T) {
 
 	env := map[string]string{"127.0.0.1-headers": `{"Authorization": "Bearer s3cr3t", "X-Team": "ml"}`}
 	dest := t.TempDir()
-	_, err = New(newEngine(), WithGetenv(func(k string) string { return env[k] })).Fetch(t.Context(), src, dest)
+	_, err = newP(newEngine(), WithGetenv(func(k string) string { return env[k] })).Fetch(t.Context(), src, dest)
 	require.NoError(t, err)
 	assert.Equal(t, map[string][]byte{"m.bin": body}, readDest(t, dest))
 
 	env["127.0.0.1-headers"] = `{"Authorization": "Bearer wrong"}`
-	_, err = New(newEngine(), WithGetenv(func(k string) string { return env[k] })).Fetch(t.Context(), src, t.TempDir())
+	_, err = newP(newEngine(), WithGetenv(func(k string) string { return env[k] })).Fetch(t.Context(), src, t.TempDir())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "check the headers in env 127.0.0.1-headers")
 	assert.NotContains(t, err.Error(), "wrong", "header values never reach messages")
@@ -167,7 +167,7 @@ func TestSHA256FragmentMismatch(t *testing.T) {
 		writeFile(t, dir, "m.bin", payload(2*chunk))
 		srv, _ := fileServer(t, dir)
 		dest := t.TempDir()
-		_, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin#sha256="+wrong, dest)
+		_, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin#sha256="+wrong, dest)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "checksum mismatch for m.bin")
 		assert.Contains(t, err.Error(), wrong)
@@ -177,9 +177,9 @@ func TestSHA256FragmentMismatch(t *testing.T) {
 	t.Run("stream", func(t *testing.T) {
 		srv, _ := noRangeServer(t, payload(3*chunk))
 		dest := t.TempDir()
-		_, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin#sha256="+wrong, dest)
+		_, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin#sha256="+wrong, dest)
 		require.Error(t, err)
-		assert.Contains(t, err.Error(), "checksum mismatch for "+srv.URL+"/m.bin: sha256 expected "+wrong)
+		assert.Contains(t, err.Error(), "checksum mismatch for m.bin: sha256 expected "+wrong)
 		assert.Empty(t, readDest(t, dest))
 	})
 }
@@ -211,7 +211,7 @@ func TestStatusMapping(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	p := New(newEngine())
+	p := newP(newEngine())
 
 	_, err := p.Fetch(t.Context(), srv.URL+"/missing.bin", t.TempDir())
 	assert.True(t, engine.IsPermanent(err))
@@ -245,7 +245,7 @@ func TestHeadRefusedFallsBackToARangedGET(t *testing.T) {
 	})))
 	defer srv.Close()
 	dest := t.TempDir()
-	_, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin", dest)
+	_, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin", dest)
 	require.NoError(t, err)
 	assert.Equal(t, map[string][]byte{"m.bin": body}, readDest(t, dest))
 	assert.Equal(t, 1+4, s.count(http.MethodGet, true), "the probe's bytes=0-0, then four ranges")
@@ -256,17 +256,17 @@ func TestEmptyFileAndStrictMode(t *testing.T) {
 	writeFile(t, dir, "empty.txt", nil)
 	srv, _ := fileServer(t, dir)
 	dest := t.TempDir()
-	rep, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/empty.txt", dest)
+	rep, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/empty.txt", dest)
 	require.NoError(t, err)
 	require.Len(t, rep.Files, 1)
 	assert.Equal(t, map[string][]byte{"empty.txt": {}}, readDest(t, dest))
 
-	_, err = New(newEngine(engine.WithVerify(engine.VerifyStrict))).Fetch(t.Context(), srv.URL+"/empty.txt", t.TempDir())
+	_, err = newP(newEngine(engine.WithVerify(engine.VerifyStrict))).Fetch(t.Context(), srv.URL+"/empty.txt", t.TempDir())
 	assert.ErrorContains(t, err, "append #sha256=HEX to the URL")
 }
 
 func TestClientPoolAndProxy(t *testing.T) {
-	p := New(newEngine(engine.WithConcurrency(48)))
+	p := newP(newEngine(engine.WithConcurrency(48)))
 	tr, ok := p.client.Transport.(*http.Transport)
 	require.True(t, ok)
 	assert.GreaterOrEqual(t, tr.MaxIdleConnsPerHost, 48)
@@ -290,7 +290,7 @@ func TestInterruptedDownloadResumes(t *testing.T) {
 	}))
 	defer srv.Close()
 	dest := t.TempDir()
-	p := New(newEngine(engine.WithConcurrency(1)))
+	p := newP(newEngine(engine.WithConcurrency(1)))
 
 	failing.Store(true)
 	_, err := p.Fetch(t.Context(), srv.URL+"/m.bin", dest)

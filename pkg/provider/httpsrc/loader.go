@@ -17,13 +17,13 @@ type loader struct {
 	m remote
 }
 
-// Load implements engine.Loader: one GET per call; the whole file is asked
-// for without a Range header (servers without range support).
+// Load implements engine.Loader: one GET per call; the whole file (length
+// -1: a single stream) is asked for without a Range header.
 func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Reader) error) error {
 	if length == 0 {
 		return fn(strings.NewReader("")) // a zero-length Range is invalid HTTP
 	}
-	whole := offset == 0 && length == l.m.size
+	whole := offset == 0 && (length < 0 || length == l.m.size)
 	h := http.Header{}
 	if !whole {
 		h.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
@@ -59,10 +59,35 @@ func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Read
 	if err := l.m.check(l.r, resp); err != nil {
 		return err
 	}
+	if length < 0 {
+		if resp.ContentLength >= 0 && l.m.size >= 0 && resp.ContentLength != l.m.size {
+			return l.r.changed(fmt.Sprintf("size %d first, now %d", l.m.size, resp.ContentLength))
+		}
+		return fn(resp.Body)
+	}
 	if resp.ContentLength >= 0 && resp.ContentLength != length {
 		// Never hand fn a body that is not the range asked for; retryable.
 		return fmt.Errorf("GET %s bytes %d-%d: server sent %d bytes, want %d", l.r.t.display, offset, offset+length-1,
 			resp.ContentLength, length)
 	}
 	return fn(resp.Body)
+}
+
+// head reads up to n bytes from the start of the file (a Range request when
+// the server serves ranges, else the first bytes of a GET).
+func (r *request) head(ctx context.Context, m remote, n int64) ([]byte, error) {
+	h := http.Header{}
+	if m.ranges {
+		h.Set("Range", fmt.Sprintf("bytes=0-%d", n-1))
+	}
+	m.pin(h)
+	resp, err := r.do(ctx, http.MethodGet, h)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		return nil, r.statusError(http.MethodGet, resp)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, n))
 }

@@ -32,13 +32,13 @@ type repoClient struct {
 func (p *Provider) connect(ctx context.Context, ref name.Reference, ns string) (*repoClient, error) {
 	repo := ref.Context()
 	reg := repo.RegistryStr()
-	base, err := p.cfg.newTransport(p.eng.Concurrency(), p.cfg.insecureFor(reg))
+	base, err := p.cfg.newTransport(p.set.Conns(), p.cfg.insecureFor(reg))
 	if err != nil {
 		return nil, err
 	}
 	// A manifest or token response that stalls mid-body must not hang the
 	// pull: bound silence by --read-timeout like every layer range.
-	var inner http.RoundTripper = idletimeout.RoundTripper{Next: base, Timeout: p.eng.ReadTimeout(), What: "--read-timeout"}
+	var inner http.RoundTripper = idletimeout.RoundTripper{Next: base, Timeout: p.set.ReadTimeout(), What: "--read-timeout"}
 	if ns != "" {
 		inner = &nsTransport{base: inner, host: reg, ns: ns}
 	}

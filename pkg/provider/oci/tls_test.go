@@ -27,7 +27,7 @@ func TestSelfSignedRegistry(t *testing.T) {
 	_, _, err := fetch(t, newProvider(t, nil), src)
 	require.Error(t, err, "an unknown CA must be refused")
 
-	for name, p := range map[string]*Provider{
+	for name, p := range map[string]testProvider{
 		"--ca-bundle":                  newProvider(t, nil, WithCABundle(caFile)),
 		"SSL_CERT_FILE":                newProvider(t, map[string]string{"SSL_CERT_FILE": caFile}),
 		"--insecure-registry":          newProvider(t, nil, WithInsecure(host)),

@@ -1,30 +1,28 @@
-package oci
+package engine
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
-	"go.uber.org/zap"
-
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
-// ErrDigest is wrapped by errors about a blob whose content does not match
-// its digest.
-var ErrDigest = errors.New("digest mismatch")
+// ErrBlobMismatch is wrapped by errors about a blob whose content does not
+// match its checksum.
+var ErrBlobMismatch = errors.New("checksum mismatch")
 
-// layerStream reads one blob front to back for extraction, fetching up to
-// ahead ranges in parallel and handing them over in order. The sha256 is
-// computed in its own goroutine as ranges arrive (so hashing overlaps
-// decompression), and the end of the stream is io.EOF only when the digest
-// matched: otherwise the last Read returns ErrDigest, so whatever consumed
-// the bytes fails before anything it wrote can be committed.
-type layerStream struct {
+// blobStream reads one blob front to back for unpacking, fetching up to
+// ahead ranges in parallel (each within the engine's request bound) and
+// handing them over in order. The checksum is computed in its own
+// goroutine as ranges arrive (so hashing overlaps decompression), and the
+// end of the stream is io.EOF only when it matched: otherwise the last Read
+// returns ErrBlobMismatch, so whatever consumed the bytes fails before
+// anything it wrote can be committed.
+type blobStream struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
@@ -45,26 +43,24 @@ type piece struct {
 
 // streamSpec describes the blob to stream.
 type streamSpec struct {
-	eng      *engine.Engine // its retry policy: attempts, backoff, Retry-After, stall watchdog
-	src      engine.Loader
-	digest   string // "sha256:<hex>", for messages
-	want     []byte // raw sha256
+	e        *Engine
+	src      Loader
+	name     string
+	want     checksum.Value
 	size     int64
 	chunk    int64
 	ahead    int
 	progress func(n int64)
-	log      *zap.Logger
-	// extra, when set, is shared by the streams of one Fetch: a stream
-	// always has two buffers and takes more (up to ahead+2) only while
-	// tokens are left, so several large layers in flight together stay
-	// within one memory budget.
+	// extra is shared by the streams of one unit: a stream always has two
+	// buffers and takes more (up to ahead+2) only while tokens are left, so
+	// several large blobs in flight together stay within one memory budget.
 	extra chan struct{}
 }
 
-func openStream(ctx context.Context, sp streamSpec) *layerStream {
+func openBlobStream(ctx context.Context, sp streamSpec) *blobStream {
 	ctx, cancel := context.WithCancelCause(ctx)
 	nbuf := sp.ahead + 2 // ahead fetching, one hashed, one read by the consumer
-	s := &layerStream{ctx: ctx, cancel: cancel, out: make(chan piece, 1), free: make(chan []byte, nbuf), extra: sp.extra}
+	s := &blobStream{ctx: ctx, cancel: cancel, out: make(chan piece, 1), free: make(chan []byte, nbuf), extra: sp.extra}
 	chunks := int((sp.size + sp.chunk - 1) / sp.chunk)
 	slots := make([]chan piece, chunks)
 	for i := range slots {
@@ -76,8 +72,11 @@ func openStream(ctx context.Context, sp streamSpec) *layerStream {
 	return s
 }
 
-// schedule starts the fetch of each range once a buffer is free.
-func (s *layerStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
+// schedule starts the fetch of each range once a buffer is free. The
+// buffer is taken before the request token, and the token is returned as
+// soon as the range is in memory: a slow consumer holds buffers, never
+// requests.
+func (s *blobStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
 	defer s.wg.Done()
 	allocated := 0
 	for i := range slots {
@@ -97,7 +96,7 @@ func (s *layerStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			err := sp.eng.Load(s.ctx, sp.src, "layer "+sp.digest, length, off, func(r io.Reader) error {
+			err := sp.e.load(s.ctx, sp.src, sp.name, length, off, func(r io.Reader) error {
 				_, err := io.ReadFull(r, buf[:length])
 				return err
 			})
@@ -107,7 +106,7 @@ func (s *layerStream) schedule(sp streamSpec, slots []chan piece, nbuf int) {
 }
 
 // takeToken takes a token for one more buffer, without waiting.
-func (s *layerStream) takeToken() bool {
+func (s *blobStream) takeToken() bool {
 	if s.extra == nil {
 		return true
 	}
@@ -121,9 +120,9 @@ func (s *layerStream) takeToken() bool {
 }
 
 // sequence hashes the ranges in order and passes them to the reader.
-func (s *layerStream) sequence(sp streamSpec, slots []chan piece) {
+func (s *blobStream) sequence(sp streamSpec, slots []chan piece) {
 	defer s.wg.Done()
-	h := sha256.New()
+	h := newHash(sp.want.Algorithm, sp.size)
 	send := func(p piece) bool {
 		select {
 		case s.out <- p:
@@ -152,13 +151,13 @@ func (s *layerStream) sequence(sp streamSpec, slots []chan piece) {
 		}
 	}
 	end := io.EOF
-	if got := h.Sum(nil); !bytes.Equal(got, sp.want) {
-		end = fmt.Errorf("%w: layer %s has sha256:%x (the registry served corrupt or different data)", ErrDigest, sp.digest, got)
+	if got := (checksum.Value{Algorithm: sp.want.Algorithm, Sum: h.Sum(nil)}); !got.Equal(sp.want) {
+		end = fmt.Errorf("%w: %s has %s, %s expected (the server sent corrupt or different data)", ErrBlobMismatch, sp.name, got, sp.want)
 	}
 	send(piece{err: end})
 }
 
-func (s *layerStream) Read(p []byte) (int, error) {
+func (s *blobStream) Read(p []byte) (int, error) {
 	for {
 		if s.off < s.cur.n {
 			n := copy(p, s.cur.buf[s.off:s.cur.n])
@@ -185,15 +184,21 @@ func (s *layerStream) Read(p []byte) (int, error) {
 	}
 }
 
-// verified reports whether the whole blob was read and matched its digest.
-func (s *layerStream) verified() bool { return s.err == io.EOF && s.cur.n == s.off }
+// verified reports whether the whole blob was read and matched.
+func (s *blobStream) verified() bool { return s.err == io.EOF && s.cur.n == s.off }
 
 // Close stops the fetches and waits for them.
-func (s *layerStream) Close() error {
-	s.cancel(errors.New("layer stream closed"))
+func (s *blobStream) Close() error {
+	s.cancel(errors.New("blob stream closed"))
 	s.wg.Wait()
 	for ; s.tokens > 0; s.tokens-- {
 		<-s.extra
 	}
 	return nil
+}
+
+// newHash returns the hash of alg for a file of size bytes.
+func newHash(alg checksum.Algorithm, size int64) hash.Hash {
+	_ = size // reserved for algorithms seeded with the size (git blob SHA-1)
+	return alg.New()
 }

@@ -1,4 +1,4 @@
-package oci
+package engine
 
 import (
 	"bytes"
@@ -14,9 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
-
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
 // fakeBlob serves ranges with random delays (so they complete out of
@@ -33,7 +31,7 @@ func (b *fakeBlob) Load(ctx context.Context, length, off int64, fn func(io.Reade
 	b.calls.Add(1)
 	time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 	if b.permanent != nil {
-		return engine.Permanent(b.permanent)
+		return Permanent(b.permanent)
 	}
 	b.mu.Lock()
 	err, fail := b.failAt[off]
@@ -45,16 +43,15 @@ func (b *fakeBlob) Load(ctx context.Context, length, off int64, fn func(io.Reade
 	return fn(bytes.NewReader(b.data[off : off+length]))
 }
 
-func TestLayerStreamInOrderWithRetries(t *testing.T) {
+func TestBlobStreamInOrderWithRetries(t *testing.T) {
 	data := make([]byte, 100_003)
 	for i := range data {
 		data[i] = byte(rand.IntN(256))
 	}
-	sum := sha256.Sum256(data)
 	src := &fakeBlob{data: data, failAt: map[int64]error{1000: io.ErrUnexpectedEOF, 50_000: errors.New("reset")}}
 	var progress atomic.Int64
-	s := openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: src, digest: "sha256:x", want: sum[:], size: int64(len(data)),
-		chunk: 1000, ahead: 4, log: zap.NewNop(), progress: func(n int64) { progress.Add(n) }})
+	s := openBlobStream(context.Background(), streamSpec{e: testStreamEngine(), src: src, name: "blob x", want: sha256Value(data), size: int64(len(data)),
+		chunk: 1000, ahead: 4, progress: func(n int64) { progress.Add(n) }})
 	defer s.Close()
 	got, err := io.ReadAll(s)
 	require.NoError(t, err)
@@ -64,36 +61,33 @@ func TestLayerStreamInOrderWithRetries(t *testing.T) {
 	assert.Equal(t, int64(101+2), src.calls.Load(), "one request per range plus the two retries")
 }
 
-func TestLayerStreamDigestMismatchAtEnd(t *testing.T) {
+func TestBlobStreamDigestMismatchAtEnd(t *testing.T) {
 	data := bytes.Repeat([]byte("x"), 5000)
-	wrong := sha256.Sum256([]byte("other"))
-	s := openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: &fakeBlob{data: data}, digest: "sha256:x", want: wrong[:],
-		size: 5000, chunk: 1024, ahead: 2, log: zap.NewNop()})
+	s := openBlobStream(context.Background(), streamSpec{e: testStreamEngine(), src: &fakeBlob{data: data}, name: "blob x", want: sha256Value([]byte("other")),
+		size: 5000, chunk: 1024, ahead: 2})
 	defer s.Close()
 	got, err := io.ReadAll(s)
-	assert.ErrorIs(t, err, ErrDigest)
+	assert.ErrorIs(t, err, ErrBlobMismatch)
 	assert.Len(t, got, 5000, "every byte is delivered; only the end fails")
 	assert.False(t, s.verified())
 }
 
-func TestLayerStreamPermanentErrorAndClose(t *testing.T) {
+func TestBlobStreamPermanentErrorAndClose(t *testing.T) {
 	data := make([]byte, 10_000)
-	sum := sha256.Sum256(data)
 	src := &fakeBlob{data: data, permanent: errors.New("403 denied")}
-	s := openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: src, digest: "sha256:x", want: sum[:], size: 10_000, chunk: 100, ahead: 3, log: zap.NewNop()})
+	s := openBlobStream(context.Background(), streamSpec{e: testStreamEngine(), src: src, name: "blob x", want: sha256Value(data), size: 10_000, chunk: 100, ahead: 3})
 	_, err := io.ReadAll(s)
 	assert.ErrorContains(t, err, "403 denied")
 	require.NoError(t, s.Close())
 	assert.Less(t, src.calls.Load(), int64(10), "a permanent error stops the stream")
 
 	// Closing a stream nobody reads stops its fetches too.
-	s = openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: &fakeBlob{data: data}, digest: "sha256:x", want: sum[:], size: 10_000, chunk: 100, ahead: 3, log: zap.NewNop()})
+	s = openBlobStream(context.Background(), streamSpec{e: testStreamEngine(), src: &fakeBlob{data: data}, name: "blob x", want: sha256Value(data), size: 10_000, chunk: 100, ahead: 3})
 	require.NoError(t, s.Close())
 }
 
-func TestLayerStreamEmptyBlob(t *testing.T) {
-	sum := sha256.Sum256(nil)
-	s := openStream(context.Background(), streamSpec{eng: testStreamEngine(), src: &fakeBlob{}, digest: "sha256:e", want: sum[:], size: 0, chunk: 100, ahead: 2, log: zap.NewNop()})
+func TestBlobStreamEmptyBlob(t *testing.T) {
+	s := openBlobStream(context.Background(), streamSpec{e: testStreamEngine(), src: &fakeBlob{}, name: "blob e", want: sha256Value(nil), size: 0, chunk: 100, ahead: 2})
 	defer s.Close()
 	got, err := io.ReadAll(s)
 	require.NoError(t, err)
@@ -102,6 +96,11 @@ func TestLayerStreamEmptyBlob(t *testing.T) {
 }
 
 // testStreamEngine retries like the real one, with test-sized delays.
-func testStreamEngine() *engine.Engine {
-	return engine.New(engine.WithRetry(6, time.Millisecond, 5*time.Millisecond))
+func testStreamEngine() *Engine {
+	return New(WithRetry(6, time.Millisecond, 5*time.Millisecond))
+}
+
+func sha256Value(b []byte) checksum.Value {
+	s := sha256.Sum256(b)
+	return checksum.Value{Algorithm: checksum.SHA256, Sum: s[:]}
 }
