@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
 // fakeBlob serves ranges with random delays (so they complete out of

@@ -7,12 +7,12 @@ import (
 
 // config is what Options set.
 type config struct {
-	platform   string   // "os/arch[/variant]"; "" = linux/runtime.GOARCH
-	insecure   []string // registries allowed over plain http or unverified TLS; "*" = all
-	caBundle   string   // extra PEM file of trusted CAs
-	getenv     func(string) string
-	mirrors    []mirror
-	mirrorErr  error // an invalid WithRegistryMirrors spec, reported by Plan and Fetch
+	platform  string   // "os/arch[/variant]"; "" = linux/runtime.GOARCH
+	insecure  []string // registries allowed over plain http or unverified TLS; "*" = all
+	caBundle  string   // extra PEM file of trusted CAs
+	getenv    func(string) string
+	mirrors   []mirror
+	mirrorErr error // an invalid WithRegistryMirrors spec, reported by Plan and Fetch
 }
 
 // Option configures a Provider.
