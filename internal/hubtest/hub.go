@@ -57,7 +57,7 @@ type throttleRule struct {
 
 type repo struct {
 	gated, private bool
-	granted        bool // the Token's account accepted the gate
+	granted        bool              // the Token's account accepted the gate
 	refs           map[string]string // branch or tag → commit
 	tags           map[string]bool
 	commits        map[string]*commit

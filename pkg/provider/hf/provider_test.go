@@ -188,9 +188,9 @@ func TestPlanErrorsSayWhatToDoAndNeverTheToken(t *testing.T) {
 	plan, err := withTok.Plan(context.Background(), "hf://org/llm")
 	require.NoError(t, err)
 	src := plan.Files[0].Source.(*hubclient.File)
-	missing := *src
-	missing.Origin = resolveURL(src.Client, "org/llm", strings.TrimPrefix(plan.Resolved, "commit "), "gone.txt")
-	missing.Classify = classifier{repo: "org/llm", endpoint: h.API.URL}.classify("gone.txt")
+	missing := &hubclient.File{Client: src.Client, Size: 1, Name: "hf://org/llm/gone.txt",
+		Origin:   resolveURL(src.Client, "org/llm", strings.TrimPrefix(plan.Resolved, "commit "), "gone.txt"),
+		Classify: classifier{repo: "org/llm", endpoint: h.API.URL}.classify("gone.txt")}
 	err = missing.Load(context.Background(), 1, 0, func(io.Reader) error { return nil })
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "gone.txt not found at this commit")
