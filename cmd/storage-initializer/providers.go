@@ -42,12 +42,12 @@ func (r registry) forURI(src string) (provider.Planner, error) {
 	if s == "" {
 		what = "no scheme"
 	}
-	return nil, &usageError{fmt.Sprintf("unsupported source %s (%s): supported are %s; gs://, Azure blob (wasbs://, azure://) and hf:// are not supported yet",
+	return nil, &usageError{fmt.Sprintf("unsupported source %s (%s): supported are %s; gs:// and Azure blob (wasbs://, azure://) are not supported yet",
 		redactURI(src), what, r.supported())}
 }
 
 func (r registry) supported() string {
-	order := []string{"s3", "oci", "oci+fetch", "pvc", "file", "http", "https"}
+	order := []string{"s3", "oci", "oci+fetch", "hf", "modelscope", "pvc", "file", "http", "https"}
 	var out []string
 	for _, s := range order {
 		if _, ok := r[s]; ok {

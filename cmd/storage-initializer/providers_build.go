@@ -2,7 +2,9 @@ package main
 
 import (
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/hf"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/httpsrc"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/modelscope"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/oci"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/pvc"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/s3"
@@ -22,5 +24,7 @@ func buildProviders(set provider.Settings, cfg *config, getenv func(string) stri
 		s3.New(set, s3.WithGetenv(getenv)),
 		pvc.New(set, pvc.WithRoot(cfg.pvcRoot), pvc.WithMode(pvc.Mode(cfg.pvcMode)), pvc.WithManifest(cfg.manifest)),
 		httpsrc.New(set, httpsrc.WithGetenv(getenv)),
+		hf.New(hf.WithGetenv(getenv), hf.WithLogger(set.Logger()), hf.WithConns(set.Conns())),
+		modelscope.New(modelscope.WithGetenv(getenv), modelscope.WithLogger(set.Logger()), modelscope.WithConns(set.Conns())),
 	}
 }

@@ -197,8 +197,6 @@ func (s *blobStream) Close() error {
 	return nil
 }
 
-// newHash returns the hash of alg for a file of size bytes.
-func newHash(alg checksum.Algorithm, size int64) hash.Hash {
-	_ = size // reserved for algorithms seeded with the size (git blob SHA-1)
-	return alg.New()
-}
+// newHash returns the hash of alg for a file of size bytes (a git blob
+// SHA-1 is seeded with the size).
+func newHash(alg checksum.Algorithm, size int64) hash.Hash { return alg.NewSized(size) }

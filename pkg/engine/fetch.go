@@ -332,7 +332,7 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 		case alg != "":
 			h = alg.New()
 		case fr.inlineHash():
-			h = fr.chk.want.Algorithm.New()
+			h = fr.chk.want.Algorithm.NewSized(fr.f.Size)
 		}
 		if fr.inBody {
 			var err error
