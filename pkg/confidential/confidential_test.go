@@ -232,3 +232,17 @@ func TestNoResourceIDStillRemovesLoadableCiphertext(t *testing.T) {
 	assert.Contains(t, err.Error(), "confidential mode: "+ResourceIDEnv+" is not set")
 	assert.Equal(t, map[string]string{"model.bin.jwe": string(jweCT)}, tree(t, dest))
 }
+
+func TestJSONSerialization(t *testing.T) {
+	k := key32(t)
+	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.A256KW, Key: k}, nil)
+	require.NoError(t, err)
+	obj, err := enc.Encrypt([]byte("weights"))
+	require.NoError(t, err)
+	dest := t.TempDir()
+	write(t, dest, "m.bin.jwe", []byte(obj.FullSerialize()))
+	addr, _ := cdh(t, []byte(base64.RawURLEncoding.EncodeToString(k)))
+	require.NoError(t, Apply(context.Background(), dest, env(map[string]string{
+		EnabledEnv: "true", ResourceIDEnv: rid, CDHAddrEnv: addr}), zap.NewNop()))
+	assert.Equal(t, map[string]string{"m.bin": "weights"}, tree(t, dest))
+}

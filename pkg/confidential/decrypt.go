@@ -161,7 +161,7 @@ func decryptFile(root *os.Root, f encrypted, key any) error {
 	if err != nil {
 		return err
 	}
-	obj, err := jose.ParseEncrypted(strings.TrimSpace(string(ct)), keyAlgorithms, contentEncryption)
+	obj, err := parseJWE(strings.TrimSpace(string(ct)))
 	if err != nil {
 		return fmt.Errorf("not a JWE this initializer accepts: %w", err)
 	}
@@ -184,6 +184,15 @@ func decryptFile(root *os.Root, f encrypted, key any) error {
 		}
 	}
 	return nil
+}
+
+// parseJWE takes either serialization, as KServe's jwcrypto does: the JSON
+// one is an object, the compact one five base64url parts.
+func parseJWE(s string) (*jose.JSONWebEncryption, error) {
+	if strings.HasPrefix(s, "{") {
+		return jose.ParseEncryptedJSON(s, keyAlgorithms, contentEncryption)
+	}
+	return jose.ParseEncryptedCompact(s, keyAlgorithms, contentEncryption)
 }
 
 func writeNew(root *os.Root, rel string, data []byte, perm fs.FileMode) error {
