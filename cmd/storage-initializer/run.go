@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/pkg/confidential"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/progress"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
@@ -106,6 +107,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			if ctx.Err() != nil {
 				err = fmt.Errorf("stopped by signal while fetching %s; rerun with the same arguments to resume: %w", redactURI(src), err)
 			}
+			return fail(cfg, log, stderr, err, exitFail)
+		}
+		// KServe's confidential mode: decrypt *.jwe under DEST, fail closed.
+		if err := confidential.Apply(ctx, dest, getenv, log); err != nil {
 			return fail(cfg, log, stderr, err, exitFail)
 		}
 		total.Add(rep)

@@ -64,19 +64,21 @@ func (p *planner) plan(ctx context.Context, loc location) ([]engine.File, error)
 	return files, nil
 }
 
-// planObject plans the single object the URI names exactly.
+// planObject plans the single object the URI names exactly; the
+// include/exclude patterns do not apply to it.
 func (p *planner) planObject(ctx context.Context, loc location, obj objectRef, h *awss3.HeadObjectOutput) ([]engine.File, error) {
 	rel, err := engine.CleanRel(path.Base(loc.Key))
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("object key %q cannot be saved inside DEST: %w", loc.Key, err))
 	}
-	if !p.set.Kept(rel) {
-		return nil, p.notFound(loc, 1)
-	}
 	f, err := p.file(ctx, obj, rel, h)
 	if err != nil {
 		return nil, err
 	}
+	// The URI names this object: KServe fetches it whatever
+	// STORAGE_ALLOW_PATTERNS / STORAGE_IGNORE_PATTERNS say (they select
+	// files inside a folder), and so do we.
+	f.Unfiltered = true
 	files := []engine.File{f}
 	p.logPlan(loc, files)
 	return files, nil
