@@ -865,15 +865,17 @@ func TestKillResumeOCILayers(t *testing.T) {
 				return total // committed
 			}
 			var kept int64
-			marks, _ := filepath.Glob(filepath.Join(dest, ".storage-initializer", "stage-*", ".storage-initializer", "layer-*.done"))
+			// The engine's unit state: one record per verified blob, its
+			// identity being the layer digest.
+			marks, _ := filepath.Glob(filepath.Join(dest, ".storage-initializer", "unit-*", "blob-*.done"))
 			for _, mk := range marks {
 				var rec struct {
-					Digest string `json:"digest"`
+					Identity string `json:"identity"`
 				}
 				b, err := os.ReadFile(mk)
 				require.NoError(t, err)
 				require.NoError(t, json.Unmarshal(b, &rec), "layer record %s", mk)
-				kept += sizeOf[rec.Digest]
+				kept += sizeOf[rec.Identity]
 			}
 			return kept
 		},

@@ -13,7 +13,7 @@ import (
 
 // ErrBlobMismatch is wrapped by errors about a blob whose content does not
 // match its checksum.
-var ErrBlobMismatch = errors.New("checksum mismatch")
+var ErrBlobMismatch = errors.New("digest mismatch")
 
 // blobStream reads one blob front to back for unpacking, fetching up to
 // ahead ranges in parallel (each within the engine's request bound) and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"os"
+
+	"go.uber.org/zap"
 )
 
 // Plan is a provider's description of one source: what to produce under
@@ -104,6 +106,8 @@ type UnpackOptions struct {
 	// FreeBytes reports the space left on DEST's filesystem (-1 unknown),
 	// for unpackers that check it while they write.
 	FreeBytes func() int64
+	// Log receives a line per entry left out (never nil).
+	Log *zap.Logger
 }
 
 // UnpackStats is what one blob unpacked.

@@ -261,7 +261,8 @@ func (ur *unitRun) unpackOne(ctx context.Context, i int) error {
 		return fmt.Errorf("open folder for %s: %w", b.Path, err)
 	}
 	defer sub.Close()
-	opts := UnpackOptions{Keep: ur.e.keep, MaxBytes: ur.e.maxBytes, MaxEntries: ur.e.maxEntries, FreeBytes: ur.freeBytes}
+	opts := UnpackOptions{Keep: ur.e.keep, MaxBytes: ur.e.maxBytes, MaxEntries: ur.e.maxEntries, FreeBytes: ur.freeBytes,
+		Log: ur.e.log.With(zap.String("unit", ur.u.Name), zap.String("blob", b.Path))}
 	var st UnpackStats
 	if ur.streamable(b, chk) {
 		st, err = ur.unpackStreamed(ctx, b, *chk.want, sub, opts)
