@@ -78,8 +78,8 @@ func classify(digest string, resp *http.Response) error {
 	err := fmt.Errorf("blob %s: %w", digest, transport.CheckError(resp))
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500:
-		if after, e := strconv.Atoi(resp.Header.Get("Retry-After")); e == nil && after > 0 {
-			return engine.RetryAfter(err, time.Duration(after)*time.Second)
+		if after, ok := engine.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && after > 0 {
+			return engine.RetryAfter(err, after)
 		}
 		return err
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:

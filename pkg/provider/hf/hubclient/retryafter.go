@@ -4,8 +4,9 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // rateLimitRe reads the IETF RateLimit header the Hub sends on 429
@@ -17,13 +18,8 @@ var rateLimitRe = regexp.MustCompile(`"(\w+)"\s*;\s*r\s*=\s*(\d+)\s*;\s*t\s*=\s*
 // in seconds or as an HTTP-date (huggingface_hub reads only seconds), else
 // the RateLimit reset when no request is left.
 func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 32); err == nil && n >= 0 {
-			return time.Duration(n) * time.Second, true
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(t.Sub(now), 0), true
-		}
+	if d, ok := engine.ParseRetryAfter(h.Get("Retry-After"), now); ok {
+		return d, true
 	}
 	if m := rateLimitRe.FindStringSubmatch(h.Get("RateLimit")); m != nil && m[2] == "0" {
 		if n, err := strconv.ParseInt(m[3], 10, 32); err == nil {
