@@ -15,7 +15,11 @@ const maxZipLink = 4096
 
 // Zip extracts the zip archive r (size bytes) into dst with the same rules
 // as Tar; zip archives have no hardlinks and no whiteouts. Each entry's
-// CRC-32 is checked as it is read.
+// CRC-32 is checked as it is read. The caps are checked before anything is
+// written: the entry count from the central directory, and each entry's
+// declared size against MaxBytes, the free space and MaxRatio (measured
+// against the archive's size, which entries sharing compressed data, as in
+// overlapping-entry bombs, cannot inflate).
 func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Options) (Stats, error) {
 	opts = opts.withDefaults()
 	var st Stats
@@ -28,6 +32,11 @@ func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Opti
 		return st, fmt.Errorf("read zip: %w", err)
 	}
 	t := newTree(dst, opts, &st)
+	if n := int64(len(zr.File)); n > opts.MaxEntries {
+		t.entries = n - 1
+		return st, t.count()
+	}
+	t.stored = size
 	for _, f := range zr.File {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -86,6 +95,9 @@ func zipEntry(ctx context.Context, t *tree, pl placer, f *zip.File) error {
 		n := int64(f.UncompressedSize64)
 		if err := t.reserve(n); err != nil {
 			return err
+		}
+		if err := t.ratio(t.bytes, t.stored); err != nil {
+			return fmt.Errorf("%s in zip: %w", f.Name, err)
 		}
 		rc, err := f.Open()
 		if err != nil {
