@@ -57,7 +57,12 @@ type Layer struct {
 	Path string `json:"path,omitempty"`
 	// Prefix is the folder of the tar kept, with the prefix stripped
 	// ("models" for a modelcar).
-	Prefix    string      `json:"prefix,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
+	// Whiteouts is set for container image (modelcar) layers only: they
+	// are extracted with extract.Options.KeepWhiteouts and merged with
+	// extract.ApplyLayer, which honours the markers. ModelPack, KitOps and
+	// ORAS layers are not container layers: a .wh.x in them is kept as an
+	// ordinary file and removes nothing.
 	Whiteouts bool        `json:"whiteouts,omitempty"`
 	Mode      fs.FileMode `json:"mode,omitempty"`
 	ModTime   time.Time   `json:"mtime,omitzero"`
