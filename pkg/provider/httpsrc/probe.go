@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // probeTimeout bounds each metadata request.
@@ -138,9 +140,17 @@ func (r *request) probe(ctx context.Context) (remote, error) {
 	if err != nil {
 		return m, err
 	}
+	if m.size > maxFileSize {
+		// The engine sizes its range bookkeeping by it: refuse nonsense.
+		return remote{}, engine.Permanent(fmt.Errorf("%s: the server announces %d bytes, more than any file can be (%d): refusing it",
+			r.t.display, m.size, maxFileSize))
+	}
 	m.restrictRanges(r.t)
 	return m, nil
 }
+
+// maxFileSize (1 PiB) is beyond any disk a pod gets.
+const maxFileSize = 1 << 50
 
 func (r *request) probeServer(ctx context.Context) (remote, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)

@@ -111,3 +111,23 @@ func TestNoValidatorDownloadsInOneStream(t *testing.T) {
 	assert.Zero(t, s.count(http.MethodGet, true), "no ranged GET")
 	assert.Equal(t, 1, s.count(http.MethodGet, false), "one whole GET")
 }
+
+func TestProbeRefusesAbsurdSize(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Range", "bytes 0-0/4611686018427387904")
+		w.WriteHeader(http.StatusPartialContent)
+		_, _ = w.Write([]byte("x"))
+	}))
+	t.Cleanup(srv.Close)
+	tg, err := parseTarget(srv.URL + "/m.bin")
+	require.NoError(t, err)
+	_, err = (&request{c: http.DefaultClient, t: tg}).probe(t.Context())
+	require.Error(t, err)
+	assert.True(t, engine.IsPermanent(err))
+	assert.Contains(t, err.Error(), "announces 4611686018427387904 bytes")
+}
