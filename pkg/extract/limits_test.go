@@ -2,13 +2,16 @@ package extract
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,6 +167,22 @@ func TestFreeSpaceShortfall(t *testing.T) {
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("zip: got %v", err)
 	}
+	// A zip announces all its sizes: two files that fit one by one but not
+	// together are refused before either is written.
+	dst, root = newDst(t)
+	two := mkZip(t, zent{name: "a", body: strings.Repeat("a", 600)}, zent{name: "b", body: strings.Repeat("b", 600)})
+	_, err = extractZip(t, root, two, Options{FreeBytes: small})
+	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "need 1.2 KiB, 1000 B available") {
+		t.Fatalf("zip total: got %v", err)
+	}
+	if got := listing(t, dst); len(got) != 0 {
+		t.Fatalf("zip wrote %v before failing for space", got)
+	}
+	// Files the patterns drop need no space.
+	_, root = newDst(t)
+	if _, err := extractZip(t, root, two, Options{FreeBytes: small, Keep: func(rel string) bool { return rel == "a" }}); err != nil {
+		t.Fatalf("zip filtered: %v", err)
+	}
 	// Unknown free space (-1) checks nothing.
 	_, root = newDst(t)
 	if _, err := extractTar(t, root, mkTar(t, file("b", "bb")), Options{FreeBytes: func() int64 { return -1 }}); err != nil {
@@ -258,5 +277,51 @@ func TestInflationRatioZip(t *testing.T) {
 	}
 	if len(listing(t, dst)) != 0 {
 		t.Fatal("the bomb was written before the ratio check")
+	}
+}
+
+// TestZipLyingEntryCount: archive/zip checks a directory's declared entry
+// count only modulo 65536, so an archive can declare 1 entry and hold
+// 65537; the entry cap still holds, counted from the directory itself.
+func TestZipLyingEntryCount(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := range 65537 {
+		if _, err := zw.CreateHeader(&zip.FileHeader{Name: fmt.Sprint(i), Method: zip.Store}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	z64 := bytes.LastIndex(data, []byte{0x50, 0x4b, 0x06, 0x06})
+	if z64 < 0 {
+		t.Fatal("no zip64 end of central directory")
+	}
+	binary.LittleEndian.PutUint64(data[z64+24:], 1)
+	binary.LittleEndian.PutUint64(data[z64+32:], 1)
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil || len(zr.File) != 65537 {
+		t.Fatalf("archive/zip on the lying archive: %v, %d entries", err, len(zr.File))
+	}
+	zr = nil
+	dst, root := newDst(t)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = extractZip(t, root, data, Options{MaxEntries: 1000})
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "more than 1000 entries") {
+		t.Fatalf("got %v", err)
+	}
+	// archive/zip would hold 65537 headers (~20 MB) before the cap is seen.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+		t.Fatalf("%d bytes allocated to refuse the archive", n)
+	}
+	if got := listing(t, dst); len(got) != 0 {
+		t.Fatalf("wrote %d entries", len(got))
+	}
+	if n, ok := zipEntryCount(bytes.NewReader(data), int64(len(data)), 1<<20); !ok || n != 65537 {
+		t.Fatalf("counted %d (%v)", n, ok)
 	}
 }

@@ -27,6 +27,11 @@ func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Opti
 	if err != nil {
 		return st, err
 	}
+	if n, ok := zipEntryCount(r, size, opts.MaxEntries); ok && n > opts.MaxEntries {
+		t := newTree(dst, opts, &st)
+		t.entries = n - 1
+		return st, t.count()
+	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return st, fmt.Errorf("read zip: %w", err)
@@ -37,6 +42,9 @@ func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Opti
 		return st, t.count()
 	}
 	t.stored = size
+	if err := t.room("the archive's files", zipNeed(zr, pl, t)); err != nil {
+		return st, err
+	}
 	for _, f := range zr.File {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -50,6 +58,27 @@ func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Opti
 	}
 	t.finish()
 	return st, nil
+}
+
+// zipNeed is what the kept regular files of zr declare, for the free-space
+// check before anything is written. Entries the main loop will refuse are
+// left out: they fail there with a better message.
+func zipNeed(zr *zip.Reader, pl placer, t *tree) int64 {
+	var need int64
+	for _, f := range zr.File {
+		if !f.Mode().IsRegular() || strings.HasSuffix(f.Name, "/") {
+			continue
+		}
+		name, err := cleanName(strings.ReplaceAll(f.Name, `\`, "/"))
+		if err != nil {
+			continue
+		}
+		if rel, ok := pl.place(name); ok && rel != "" && t.keep(rel) {
+			need += int64(min(f.UncompressedSize64, 1<<62))
+			need = min(need, 1<<62)
+		}
+	}
+	return need
 }
 
 func zipEntry(ctx context.Context, t *tree, pl placer, f *zip.File) error {
