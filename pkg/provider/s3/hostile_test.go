@@ -157,3 +157,13 @@ func TestPartListingMustAdvance(t *testing.T) {
 	assert.Contains(t, err.Error(), "does not advance")
 	assert.Equal(t, int32(2), calls.Load())
 }
+
+func TestHeadHostileSizeRefused(t *testing.T) {
+	p := &planner{eng: engine.New()}
+	for _, size := range []int64{-1, 1 << 62} {
+		_, err := p.file(t.Context(), newObjectRef("b", "m/w.bin"), "w.bin", &awss3.HeadObjectOutput{ContentLength: aws.Int64(size)})
+		require.Error(t, err, size)
+		assert.True(t, engine.IsPermanent(err))
+		assert.Contains(t, err.Error(), fmt.Sprintf("a size of %d bytes", size))
+	}
+}
