@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
+	"github.com/storage-initializer/storage-initializer/pkg/human"
 )
 
 // run is the state shared by one Fetch.
@@ -183,7 +184,7 @@ func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra i
 		return nil
 	}
 	return fmt.Errorf("not enough space in %s: need %s more, %s available: free space or use a larger volume",
-		dest, humanBytes(need), humanBytes(free))
+		dest, human.Bytes(need), human.Bytes(free))
 }
 
 // named adds the file's origin to an error about it.
@@ -469,17 +470,4 @@ func (r *run) finish(fr *fileRun, res FileResult) {
 	}
 	r.e.log.Debug("file committed", zapResult(res)...)
 	r.addPending(-1)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

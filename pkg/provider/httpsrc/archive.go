@@ -114,7 +114,7 @@ func archiveUnit(t target, f engine.File, kind string) engine.Unit {
 // unpacker extracts a tar (plain, gzip, zstd) or zip archive.
 func unpacker(name, kind string) func(context.Context, engine.UnpackSource, *os.Root, engine.UnpackOptions) (engine.UnpackStats, error) {
 	return func(ctx context.Context, src engine.UnpackSource, dir *os.Root, o engine.UnpackOptions) (engine.UnpackStats, error) {
-		opts := extract.Options{Keep: o.Keep, MaxBytes: o.MaxBytes, MaxEntries: o.MaxEntries, Logger: o.Log}
+		opts := extract.Options{Keep: o.Keep, MaxBytes: o.MaxBytes, MaxEntries: o.MaxEntries, Logger: o.Log, FreeBytes: o.FreeBytes}
 		var (
 			st     extract.Stats
 			err    error

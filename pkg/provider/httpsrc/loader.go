@@ -2,6 +2,7 @@ package httpsrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,10 @@ import (
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
+
+// errRangesUnsafe is wrapped when a part of a file is asked for whose
+// ranges could come from different versions.
+var errRangesUnsafe = errors.New("byte ranges refused")
 
 // loader reads byte ranges of one URL for the engine, pinned to the version
 // seen by the probe.
@@ -18,12 +23,21 @@ type loader struct {
 }
 
 // Load implements engine.Loader: one GET per call; the whole file (length
-// -1: a single stream) is asked for without a Range header.
+// -1, or offset 0 and the full size) is asked for without a Range header.
+// A part of a file whose ranges are not safe (no validator, no #sha256:
+// see rangesSafe) is refused rather than risk splicing two versions.
 func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Reader) error) error {
 	if length == 0 {
 		return fn(strings.NewReader("")) // a zero-length Range is invalid HTTP
 	}
-	whole := offset == 0 && (length < 0 || length == l.m.size)
+	whole := length < 0 || (offset == 0 && length == l.m.size)
+	if !whole && !l.m.ranges {
+		why := l.m.singleWhy
+		if why == "" {
+			why = "the server does not serve byte ranges"
+		}
+		return engine.Permanent(fmt.Errorf("GET %s bytes %d-%d: %w: %s", l.r.t.display, offset, offset+length-1, errRangesUnsafe, why))
+	}
 	h := http.Header{}
 	if !whole {
 		h.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
@@ -60,12 +74,9 @@ func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Read
 		return err
 	}
 	if length < 0 {
-		if resp.ContentLength >= 0 && l.m.size >= 0 && resp.ContentLength != l.m.size {
-			return l.r.changed(fmt.Sprintf("size %d first, now %d", l.m.size, resp.ContentLength))
-		}
-		return fn(resp.Body)
+		length = l.m.size // -1 too when unknown: the body's length is taken
 	}
-	if resp.ContentLength >= 0 && resp.ContentLength != length {
+	if resp.ContentLength >= 0 && length >= 0 && resp.ContentLength != length {
 		// Never hand fn a body that is not the range asked for; retryable.
 		return fmt.Errorf("GET %s bytes %d-%d: server sent %d bytes, want %d", l.r.t.display, offset, offset+length-1,
 			resp.ContentLength, length)

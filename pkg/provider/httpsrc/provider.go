@@ -101,8 +101,8 @@ func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 			return nil, err
 		}
 	}
-	p.log.Info("probed", zap.String("url", t.display), zap.Int64("size", m.size), zap.Bool("ranges", m.ranges),
-		zap.String("archive", kind))
+	p.log.Info("probed", append([]zap.Field{zap.String("url", t.display), zap.Int64("size", m.size),
+		zap.String("archive", kind)}, m.logFields()...)...)
 	f := engine.File{Path: t.name, Size: m.size, ModTime: m.modTime, Expect: t.expect,
 		Identity: m.identity(t), Source: &loader{r: r, m: m},
 		// Without ranges (or a size) the engine reads one stream, restarted

@@ -27,8 +27,11 @@ func (p *Provider) imageUnit(c *repoClient, plan *Plan, layers []Layer) (engine.
 		ID:       "oci " + c.repo.Name() + "@" + plan.Digest,
 		Name:     plan.Ref + "@" + plan.Digest,
 		Verified: "sha256 (OCI layer digest)",
-		Merge:    mergeLayers,
+		Merge:    nil, // artifacts: layers side by side, no whiteouts
 		Check:    func(root *os.Root, stats []engine.UnpackStats) error { return checkNotEmpty(plan, root, stats) },
+	}
+	if plan.Kind == KindModelcar {
+		u.Merge = mergeLayers // image layers: stacked, whiteouts applied
 	}
 	for _, l := range layers {
 		want, err := checksum.ParseHex(checksum.SHA256, strings.TrimPrefix(l.Digest, "sha256:"))
@@ -65,7 +68,7 @@ func (p *Provider) untar(l Layer) func(context.Context, engine.UnpackSource, *os
 		defer dec.Close()
 		st, err := extract.Tar(ctx, dec, dir, extract.Options{
 			Prefix: l.Prefix, Base: l.Path, KeepWhiteouts: l.Whiteouts,
-			MaxBytes: o.MaxBytes, MaxEntries: o.MaxEntries, Keep: o.Keep,
+			MaxBytes: o.MaxBytes, MaxEntries: o.MaxEntries, Keep: o.Keep, FreeBytes: o.FreeBytes,
 			Logger: p.log.With(zap.Int("layer", l.Index), zap.String("digest", l.Digest)),
 		})
 		if err != nil {

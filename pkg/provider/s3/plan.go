@@ -165,6 +165,9 @@ func (p *planner) describeOne(ctx context.Context, obj objectRef, rel string) (e
 func (p *planner) file(ctx context.Context, obj objectRef, rel string, h *awss3.HeadObjectOutput) (engine.File, error) {
 	obj.pin(h)
 	size := aws.ToInt64(h.ContentLength)
+	if size < 0 || size > maxObjectSize {
+		return engine.File{}, engine.Permanent(fmt.Errorf("%s: the server gives a size of %d bytes", obj.uri, size))
+	}
 	full, comp, skipped := objectSums(h)
 	log := p.set.Logger()
 	for _, s := range skipped {
