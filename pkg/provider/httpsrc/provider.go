@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
@@ -24,6 +25,9 @@ type Provider struct {
 	getenv func(string) string
 	log    *zap.Logger
 	client *http.Client
+	// clientErr is why the client could not be built, reported by Fetch.
+	clientErr error
+	limiter   *httpx.Limiter
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -66,7 +70,7 @@ func New(eng *engine.Engine, opts ...Option) *Provider {
 		o(p)
 	}
 	if p.client == nil {
-		p.client = newClient(eng.Concurrency())
+		p.client, p.clientErr = newClient(eng.Concurrency(), p.limiter)
 	}
 	return p
 }
@@ -77,6 +81,9 @@ func (p *Provider) Schemes() []string { return []string{"http", "https"} }
 // Fetch implements provider.Provider: the file at src becomes DEST/NAME (NAME
 // being the URL path's last segment), or, for an archive, its contents.
 func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
+	if p.clientErr != nil {
+		return nil, engine.Permanent(p.clientErr)
+	}
 	t, err := parseTarget(src)
 	if err != nil {
 		return nil, engine.Permanent(err)
