@@ -3,6 +3,8 @@ package oci
 import (
 	"os"
 	"strings"
+
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 )
 
 // Defaults for the streaming of tar layers.
@@ -30,6 +32,7 @@ type config struct {
 	chunk      int64 // test hook: streamed range size
 	mirrors    []mirror
 	mirrorErr  error // an invalid WithRegistryMirrors spec, reported by Plan and Fetch
+	limiter    *httpx.Limiter
 }
 
 // Option configures a Provider.
