@@ -18,6 +18,8 @@ func TestUnparsableURIsAreRedactedEverywhere(t *testing.T) {
 		"gs://u:PASSWORD@b/%zz?SIGNATURE",
 		"https://127.0.0.1:1/m.bin?X-Amz-Signature=SIGNATURE\n",
 		"wasbs://u:PASSWORD@acct/c?sv=SIGNATURE",
+		"s3://AKIA:PASSWORD@bucket/m?SIGNATURE",
+		"oci://u:PASSWORD@127.0.0.1:1/repo:tag?SIGNATURE",
 	} {
 		for _, dry := range []bool{false, true} {
 			term := filepath.Join(t.TempDir(), "termination-log")
