@@ -74,12 +74,23 @@ func CheckRedirect(sensitive ...string) func(req *http.Request, via []*http.Requ
 		if leftOrigin(req, via) {
 			ctxNames, _ := req.Context().Value(sensitiveKey{}).([]string)
 			for _, names := range [][]string{alwaysSensitive, sensitive, ctxNames} {
-				for _, h := range names {
-					req.Header.Del(h)
-				}
+				dropHeaders(req.Header, names)
 			}
 		}
 		return nil
+	}
+}
+
+// dropHeaders deletes names from h whatever their case, keys set without
+// canonicalisation (h["x-api-key"]) included.
+func dropHeaders(h http.Header, names []string) {
+	for k := range h {
+		for _, n := range names {
+			if strings.EqualFold(k, n) {
+				delete(h, k)
+				break
+			}
+		}
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/storage-initializer/storage-initializer/internal/httpx"
@@ -42,9 +44,7 @@ type request struct {
 func (r *request) do(ctx context.Context, method string, extra http.Header) (*http.Response, error) {
 	// The <host>-headers usually carry tokens: none follows a redirect to
 	// another host.
-	for k := range r.hdr {
-		ctx = httpx.WithSensitiveHeaders(ctx, k)
-	}
+	ctx = httpx.WithSensitiveHeaders(ctx, slices.Collect(maps.Keys(r.hdr))...)
 	req, err := http.NewRequestWithContext(ctx, method, r.t.url.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, r.t.display, err)
