@@ -154,7 +154,3 @@ func TestNilLimiterWrapsNothing(t *testing.T) {
 	var l *Limiter
 	assert.Equal(t, http.DefaultTransport, l.Wrap(http.DefaultTransport))
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -56,29 +56,86 @@ func WithSensitiveHeaders(ctx context.Context, names ...string) context.Context 
 // sent: it would carry the previous URL's query, a presigned signature.
 func CheckRedirect(sensitive ...string) func(req *http.Request, via []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
-		req.Header.Del("Referer")
-		if len(via) == 0 {
-			return nil
+		drop, err := checkHop(req, via, sensitive)
+		if err != nil {
+			return err
 		}
-		prev := via[len(via)-1]
-		if len(via) > MaxRedirects {
-			return &RedirectError{From: redact.URI(prev.URL.String()), To: redact.URI(req.URL.String()),
-				Reason: fmt.Sprintf("more than %d redirects: point the source at the final address", MaxRedirects)}
-		}
-		for _, r := range via {
-			if strings.EqualFold(r.URL.Scheme, "https") && !strings.EqualFold(req.URL.Scheme, "https") {
-				return &RedirectError{From: redact.URI(prev.URL.String()), To: redact.URI(req.URL.String()),
-					Reason: "it downgrades https to plain http: fix the server, or point the source at an https address"}
-			}
-		}
-		if leftOrigin(req, via) {
-			ctxNames, _ := req.Context().Value(sensitiveKey{}).([]string)
-			for _, names := range [][]string{alwaysSensitive, sensitive, ctxNames} {
-				dropHeaders(req.Header, names)
-			}
-		}
+		dropHeaders(req.Header, drop)
 		return nil
 	}
+}
+
+// GuardRedirects applies the same policy inside a transport, for clients
+// built by libraries that take only a RoundTripper (go-containerregistry's
+// manifest requests): a redirected request carries the response that
+// caused it (Request.Response), from which the chain is rebuilt. The
+// request is cloned before headers are dropped, as a RoundTripper must not
+// change it.
+func GuardRedirects(next http.RoundTripper, sensitive ...string) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Response == nil {
+			return next.RoundTrip(req)
+		}
+		var via []*http.Request
+		for r := req.Response.Request; r != nil; {
+			via = append([]*http.Request{r}, via...)
+			if r.Response == nil || len(via) > MaxRedirects {
+				break
+			}
+			r = r.Response.Request
+		}
+		drop, err := checkHop(req, via, sensitive)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		if hasAny(req.Header, drop) {
+			req = req.Clone(req.Context())
+			dropHeaders(req.Header, drop)
+		}
+		return next.RoundTrip(req)
+	})
+}
+
+// checkHop decides on the redirect to req after via: an error refuses it,
+// drop lists the headers it must not carry.
+func checkHop(req *http.Request, via []*http.Request, sensitive []string) (drop []string, err error) {
+	drop = []string{"Referer"}
+	if len(via) == 0 {
+		return drop, nil
+	}
+	prev := via[len(via)-1]
+	if len(via) > MaxRedirects {
+		return nil, &RedirectError{From: redact.URI(prev.URL.String()), To: redact.URI(req.URL.String()),
+			Reason: fmt.Sprintf("more than %d redirects: point the source at the final address", MaxRedirects)}
+	}
+	for _, r := range via {
+		if strings.EqualFold(r.URL.Scheme, "https") && !strings.EqualFold(req.URL.Scheme, "https") {
+			return nil, &RedirectError{From: redact.URI(prev.URL.String()), To: redact.URI(req.URL.String()),
+				Reason: "it downgrades https to plain http: fix the server, or point the source at an https address"}
+		}
+	}
+	if leftOrigin(req, via) {
+		ctxNames, _ := req.Context().Value(sensitiveKey{}).([]string)
+		drop = append(append(append(drop, alwaysSensitive...), sensitive...), ctxNames...)
+	}
+	return drop, nil
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// hasAny reports whether h holds one of names, whatever the case.
+func hasAny(h http.Header, names []string) bool {
+	for k := range h {
+		for _, n := range names {
+			if strings.EqualFold(k, n) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // dropHeaders deletes names from h whatever their case, keys set without

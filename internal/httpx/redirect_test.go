@@ -30,6 +30,22 @@ func (s *headerSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok"))
 }
 
+// policyClients are the two ways the policy applies: the client's
+// CheckRedirect, and GuardRedirects under a client whose own policy
+// follows everything (a library's client).
+func policyClients(t *testing.T, o Options) map[string]*http.Client {
+	t.Helper()
+	c, err := NewClient(o)
+	require.NoError(t, err)
+	tr, err := NewTransport(o)
+	require.NoError(t, err)
+	followAll := func(*http.Request, []*http.Request) error { return nil }
+	return map[string]*http.Client{
+		"CheckRedirect":  c,
+		"GuardRedirects": {Transport: GuardRedirects(tr, o.SensitiveHeaders...), CheckRedirect: followAll},
+	}
+}
+
 func redirectTo(loc string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, loc, http.StatusFound)
@@ -69,17 +85,18 @@ func TestRedirectToAnotherHostDropsCredentials(t *testing.T) {
 	otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1) + "/blob?sig=1"
 	origin := httptest.NewServer(redirectTo(otherURL))
 	defer origin.Close()
-	c, err := NewClient(Options{SensitiveHeaders: []string{"x-api-key"}})
-	require.NoError(t, err)
-
-	_, err = getWithCredentials(t, c, origin.URL+"/m.bin?token=T")
-	require.NoError(t, err)
-	got := *sink.got.Load()
-	for k := range credentials {
-		assert.Empty(t, got.Values(k), "%s must not follow a redirect to another host", k)
+	for name, c := range policyClients(t, Options{SensitiveHeaders: []string{"x-api-key"}}) {
+		t.Run(name, func(t *testing.T) {
+			_, err := getWithCredentials(t, c, origin.URL+"/m.bin?token=T")
+			require.NoError(t, err)
+			got := *sink.got.Load()
+			for k := range credentials {
+				assert.Empty(t, got.Values(k), "%s must not follow a redirect to another host", k)
+			}
+			assert.Equal(t, "kept", got.Get("X-Trace"), "other headers follow")
+			assert.Empty(t, got.Get("Referer"), "the Referer would carry the first URL's query")
+		})
 	}
-	assert.Equal(t, "kept", got.Get("X-Trace"), "other headers follow")
-	assert.Empty(t, got.Get("Referer"), "the Referer would carry the first URL's query")
 }
 
 func TestRedirectChainThatComesBackKeepsCredentialsDropped(t *testing.T) {
@@ -95,13 +112,15 @@ func TestRedirectChainThatComesBackKeepsCredentialsDropped(t *testing.T) {
 	away := httptest.NewServer(redirectTo(origin.URL + "/final"))
 	defer away.Close()
 	back = away.URL // another port
-	c, err := NewClient(Options{SensitiveHeaders: []string{"X-Api-Key"}})
-	require.NoError(t, err)
-	_, err = getWithCredentials(t, c, origin.URL+"/start")
-	require.NoError(t, err)
-	got := *sink.got.Load()
-	for k := range credentials {
-		assert.Empty(t, got.Get(k), k)
+	for name, c := range policyClients(t, Options{SensitiveHeaders: []string{"X-Api-Key"}}) {
+		t.Run(name, func(t *testing.T) {
+			_, err := getWithCredentials(t, c, origin.URL+"/start")
+			require.NoError(t, err)
+			got := *sink.got.Load()
+			for k := range credentials {
+				assert.Empty(t, got.Get(k), k)
+			}
+		})
 	}
 }
 
@@ -112,13 +131,15 @@ func TestRedirectOnTheSameOriginKeepsHeaders(t *testing.T) {
 	mux.Handle("/new", sink)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	c, err := NewClient(Options{SensitiveHeaders: []string{"X-Api-Key"}})
-	require.NoError(t, err)
-	_, err = getWithCredentials(t, c, srv.URL+"/old")
-	require.NoError(t, err)
-	got := *sink.got.Load()
-	for k, v := range credentials {
-		assert.Equal(t, v, got.Get(k), k)
+	for name, c := range policyClients(t, Options{SensitiveHeaders: []string{"X-Api-Key"}}) {
+		t.Run(name, func(t *testing.T) {
+			_, err := getWithCredentials(t, c, srv.URL+"/old")
+			require.NoError(t, err)
+			got := *sink.got.Load()
+			for k, v := range credentials {
+				assert.Equal(t, v, got.Get(k), k)
+			}
+		})
 	}
 }
 
@@ -128,18 +149,19 @@ func TestRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 	defer plain.Close()
 	secure := httptest.NewTLSServer(redirectTo(plain.URL + "/m.bin?X-Amz-Signature=SECRET"))
 	defer secure.Close()
-	c, err := NewClient(Options{CAFiles: []CAFile{{Path: certFile(t, secure), From: "TEST_CA"}}})
-	require.NoError(t, err)
-
-	_, err = getWithCredentials(t, c, secure.URL+"/m.bin")
-	require.Error(t, err)
-	var re *RedirectError
-	require.ErrorAs(t, err, &re)
-	assert.Contains(t, re.Error(), "downgrades https to plain http")
-	assert.NotContains(t, re.Error(), "SECRET")
-	assert.NotContains(t, redact.Error(err).Error(), "SECRET", "net/http's url.Error names the Location")
-	assert.False(t, re.RetryableError())
-	assert.Zero(t, sink.hits.Load(), "nothing sent over plain http")
+	for name, c := range policyClients(t, Options{CAFiles: []CAFile{{Path: certFile(t, secure), From: "TEST_CA"}}}) {
+		t.Run(name, func(t *testing.T) {
+			_, err := getWithCredentials(t, c, secure.URL+"/m.bin")
+			require.Error(t, err)
+			var re *RedirectError
+			require.ErrorAs(t, err, &re)
+			assert.Contains(t, re.Error(), "downgrades https to plain http")
+			assert.NotContains(t, re.Error(), "SECRET")
+			assert.NotContains(t, redact.Error(err).Error(), "SECRET", "net/http's url.Error names the Location")
+			assert.False(t, re.RetryableError())
+			assert.Zero(t, sink.hits.Load(), "nothing sent over plain http")
+		})
+	}
 }
 
 func TestRedirectCountIsBounded(t *testing.T) {
@@ -153,17 +175,18 @@ func TestRedirectCountIsBounded(t *testing.T) {
 		w.Write([]byte("ok"))
 	}))
 	defer srv.Close()
-	c, err := NewClient(Options{})
-	require.NoError(t, err)
+	for name, c := range policyClients(t, Options{}) {
+		t.Run(name, func(t *testing.T) {
+			resp, err := c.Get(srv.URL + "/r/10")
+			require.NoError(t, err, "10 redirects are followed")
+			resp.Body.Close()
 
-	resp, err := c.Get(srv.URL + "/r/10")
-	require.NoError(t, err, "10 redirects are followed")
-	resp.Body.Close()
-
-	_, err = c.Get(srv.URL + "/r/11")
-	var re *RedirectError
-	require.ErrorAs(t, err, &re, "the 11th is refused")
-	assert.Contains(t, re.Error(), "more than 10 redirects")
+			_, err = c.Get(srv.URL + "/r/11")
+			var re *RedirectError
+			require.ErrorAs(t, err, &re, "the 11th is refused")
+			assert.Contains(t, re.Error(), "more than 10 redirects")
+		})
+	}
 }
 
 func TestHTTP1OnlyAndCABundle(t *testing.T) {

@@ -42,6 +42,9 @@ func (p *Provider) connect(ctx context.Context, ref name.Reference, ns string) (
 	// The limiter (when set) counts every request at the wire: tokens,
 	// manifests and blob ranges, redirects to object storage included.
 	var inner http.RoundTripper = idletimeout.RoundTripper{Next: p.cfg.limiter.Wrap(base), Timeout: p.eng.ReadTimeout(), What: "--read-timeout"}
+	// go-containerregistry builds its own clients (manifests, tokens): the
+	// redirect policy holds in the transport too.
+	inner = httpx.GuardRedirects(inner)
 	if ns != "" {
 		inner = &nsTransport{base: inner, host: reg, ns: ns}
 	}
@@ -105,6 +108,9 @@ func (c *repoClient) manifest(ctx context.Context, ref name.Reference) (*remote.
 		// codes go-containerregistry needs to call an error temporary.
 		var te *transport.Error
 		if ctx.Err() != nil || errors.As(err, &te) && !te.Temporary() && te.StatusCode < 500 && te.StatusCode != http.StatusTooManyRequests {
+			break
+		}
+		if _, refused := errors.AsType[*httpx.RedirectError](err); refused {
 			break
 		}
 	}
