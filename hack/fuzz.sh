@@ -16,7 +16,7 @@ cd "$root"
 duration=${1:-10s}
 jobs=${FUZZ_JOBS:-2}
 
-mapfile -t targets < <(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+\(' pkg cmd 2>/dev/null |
+mapfile -t targets < <(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+\(' pkg cmd internal 2>/dev/null |
   sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]+)\($#\1 \2#' | sort -u)
 if [[ ${#targets[@]} -eq 0 ]]; then
   echo "fuzz: no fuzz targets found" >&2
