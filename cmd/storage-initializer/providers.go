@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
@@ -60,18 +60,6 @@ func (r registry) supported() string {
 	return strings.Join(out, ", ")
 }
 
-// redactURI drops user info and query strings (presigned URLs carry
-// credentials there) before a URI reaches a log or an error.
-func redactURI(src string) string {
-	u, err := url.Parse(src)
-	if err != nil || u.Scheme == "" {
-		return src
-	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "REDACTED"
-	}
-	return u.String()
-}
+// redactURI is redact.URI: user info, query and fragment cut by hand,
+// whether or not src parses, before a URI reaches a log or an error.
+func redactURI(src string) string { return redact.URI(src) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/hf"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/httpsrc"
@@ -11,8 +12,15 @@ import (
 )
 
 // buildProviders constructs every provider this binary ships.
+//
+// Every data request already holds one of the engine's --concurrency
+// tokens; the S3, OCI and http(s) transports also share one limiter of the
+// same size at the wire, so planning requests (listings, HEADs, manifests,
+// registry tokens) can never add to what the servers see.
 func buildProviders(set provider.Settings, cfg *config, getenv func(string) string) []provider.Planner {
-	ociOpts := []oci.Option{oci.WithGetenv(getenv), oci.WithPlatform(cfg.platform), oci.WithCABundle(cfg.caBundle)}
+	wire := httpx.NewLimiter(set.Conns())
+	ociOpts := []oci.Option{oci.WithGetenv(getenv), oci.WithPlatform(cfg.platform), oci.WithCABundle(cfg.caBundle),
+		oci.WithLimiter(wire)}
 	if len(cfg.insecureRegistries) > 0 {
 		ociOpts = append(ociOpts, oci.WithInsecure(cfg.insecureRegistries...))
 	}
@@ -21,9 +29,9 @@ func buildProviders(set provider.Settings, cfg *config, getenv func(string) stri
 	}
 	return []provider.Planner{
 		oci.New(set, ociOpts...),
-		s3.New(set, s3.WithGetenv(getenv)),
+		s3.New(set, s3.WithGetenv(getenv), s3.WithLimiter(wire)),
 		pvc.New(set, pvc.WithRoot(cfg.pvcRoot), pvc.WithMode(pvc.Mode(cfg.pvcMode)), pvc.WithManifest(cfg.manifest)),
-		httpsrc.New(set, httpsrc.WithGetenv(getenv)),
+		httpsrc.New(set, httpsrc.WithGetenv(getenv), httpsrc.WithLimiter(wire)),
 		hf.New(hf.WithGetenv(getenv), hf.WithLogger(set.Logger()), hf.WithConns(set.Conns())),
 		modelscope.New(modelscope.WithGetenv(getenv), modelscope.WithLogger(set.Logger()), modelscope.WithConns(set.Conns())),
 	}

@@ -100,7 +100,7 @@ func (m remote) identity(t target) string {
 	default:
 		return ""
 	}
-	id := "url " + t.display
+	id := "url " + t.key
 	if q := t.url.RawQuery; q != "" {
 		sum := sha256.Sum256([]byte(q))
 		id += "?sha256:" + hex.EncodeToString(sum[:8])

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
@@ -25,6 +26,9 @@ type Provider struct {
 	getenv func(string) string
 	log    *zap.Logger
 	client *http.Client
+	// clientErr is why the client could not be built, reported by Fetch.
+	clientErr error
+	limiter   *httpx.Limiter
 }
 
 var _ provider.Planner = (*Provider)(nil)
@@ -67,7 +71,7 @@ func New(set provider.Settings, opts ...Option) *Provider {
 		o(p)
 	}
 	if p.client == nil {
-		p.client = newClient(set.Conns())
+		p.client, p.clientErr = newClient(set.Conns(), p.limiter)
 	}
 	return p
 }
@@ -78,6 +82,9 @@ func (p *Provider) Schemes() []string { return []string{"http", "https"} }
 // Plan implements provider.Planner: the file at src becomes DEST/NAME (NAME
 // being the URL path's last segment), or, for an archive, its contents.
 func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
+	if p.clientErr != nil {
+		return nil, engine.Permanent(p.clientErr)
+	}
 	t, err := parseTarget(src)
 	if err != nil {
 		return nil, engine.Permanent(err)

@@ -3,6 +3,7 @@ package oci
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
@@ -47,7 +50,12 @@ func (b *blobLoader) Load(ctx context.Context, length, offset int64, fn func(io.
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
 	resp, err := b.c.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", b.digest, err)
+		// After a redirect the URL is object storage's, presigned.
+		err = fmt.Errorf("blob %s: %w", b.digest, redact.Error(err))
+		if _, refused := errors.AsType[*httpx.RedirectError](err); refused {
+			return engine.Permanent(err)
+		}
+		return err
 	}
 	defer resp.Body.Close()
 	body := io.Reader(resp.Body)

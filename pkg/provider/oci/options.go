@@ -3,6 +3,8 @@ package oci
 import (
 	"os"
 	"strings"
+
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 )
 
 // config is what Options set.
@@ -12,7 +14,8 @@ type config struct {
 	caBundle  string   // extra PEM file of trusted CAs
 	getenv    func(string) string
 	mirrors   []mirror
-	mirrorErr error // an invalid WithRegistryMirrors spec, reported by Plan and Fetch
+	mirrorErr error // an invalid WithRegistryMirrors spec, reported by Plan
+	limiter   *httpx.Limiter
 }
 
 // Option configures a Provider.

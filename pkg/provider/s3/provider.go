@@ -15,15 +15,17 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 // Provider handles s3:// sources.
 type Provider struct {
-	set    provider.Settings
-	getenv func(string) string
-	exists func(string) bool
+	set     provider.Settings
+	getenv  func(string) string
+	exists  func(string) bool
+	limiter *httpx.Limiter
 }
 
 var _ provider.Planner = (*Provider)(nil)
@@ -91,7 +93,7 @@ func (p *Provider) Files(ctx context.Context, src string) ([]engine.File, error)
 }
 
 func (p *Provider) planWith(ctx context.Context, s settings, loc location) ([]engine.File, error) {
-	c, err := newClient(ctx, s, p.set.Conns())
+	c, err := newClient(ctx, s, p.set.Conns(), p.limiter)
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("s3 client: %w", err))
 	}
