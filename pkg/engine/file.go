@@ -152,6 +152,14 @@ func (fr *fileRun) open() ([]int, error) {
 	}
 	fr.tmp, fr.jr, fr.done = tmp, jr, done
 	fr.crcs = make([]uint64, len(fr.chunks))
+	// Any failure below closes both descriptors (a full disk during
+	// preallocation must not leak two per file).
+	ok := false
+	defer func() {
+		if !ok {
+			fr.closeFiles()
+		}
+	}()
 	fi, err := tmp.Stat()
 	if err != nil {
 		return nil, err
@@ -198,6 +206,7 @@ func (fr *fileRun) open() ([]int, error) {
 		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, tmp, fr.bounds())
 		fr.hasher.advance(fr.readyBytes())
 	}
+	ok = true
 	return missing, nil
 }
 
@@ -397,7 +406,7 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != fr.f.Size {
 		return false
 	}
-	if rec, ok := fr.matchStamp(readStamp(f)); ok {
+	if rec, ok := fr.matchStamp(stampContent(f)); ok {
 		fr.recorded = rec
 		return true
 	}
@@ -413,7 +422,7 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
 	if _, err := fr.compare(sums); err != nil {
 		return false
 	}
-	writeStamp(f, fr.stampValue())
+	sealStamp(f, fr.stampValue())
 	return true
 }
 
@@ -434,14 +443,14 @@ func (fr *fileRun) seal(mode fs.FileMode) error {
 	if err := fr.tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("set mode of %s: %w", fr.rel, err)
 	}
-	writeStamp(fr.tmp, fr.stampValue())
+	if !fr.f.ModTime.IsZero() {
+		_ = fr.store.Chtimes(fr.tmpName(), fr.f.ModTime, fr.f.ModTime)
+	}
+	sealStamp(fr.tmp, fr.stampValue())
 	if err := fr.tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", fr.rel, err)
 	}
 	fr.tmp = nil
-	if !fr.f.ModTime.IsZero() {
-		_ = fr.store.Chtimes(fr.tmpName(), fr.f.ModTime, fr.f.ModTime)
-	}
 	if fr.jr != nil {
 		fr.jr.close()
 		fr.jr = nil
