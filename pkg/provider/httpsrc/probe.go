@@ -30,6 +30,8 @@ type remote struct {
 	etag      string
 	lastMod   string
 	modTime   time.Time
+	// rangesSeen: the server answered a Range request with 206 already.
+	rangesSeen bool
 }
 
 // rangesSafe reports whether ranges (parallel parts, or a resume of a
@@ -179,7 +181,7 @@ func (r *request) probeServer(ctx context.Context) (remote, error) {
 		if !ok || total < 0 {
 			return remote{}, fmt.Errorf("GET %s: unusable Content-Range %q", r.t.display, resp.Header.Get("Content-Range"))
 		}
-		m.size, m.ranges = total, true
+		m.size, m.ranges, m.rangesSeen = total, true, true
 	case http.StatusOK:
 		m.size = resp.ContentLength
 	case http.StatusRequestedRangeNotSatisfiable:
@@ -230,4 +232,27 @@ func parseContentRange(v string) (start, end, total int64, ok bool) {
 		}
 	}
 	return start, end, total, true
+}
+
+// confirmRanges asks for the first byte: a server that answers with the
+// whole file does not serve ranges, whatever it advertises.
+func (r *request) confirmRanges(ctx context.Context, m *remote) error {
+	h := http.Header{"Range": {"bytes=0-0"}}
+	m.pin(h)
+	resp, err := r.do(ctx, http.MethodGet, h)
+	if err != nil {
+		return err
+	}
+	defer discard(resp)
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		m.rangesSeen = true
+		return nil
+	case http.StatusOK:
+		m.ranges, m.singleWhy = false, "it advertised byte ranges (Accept-Ranges: bytes) but sent the whole file for one (a proxy may strip Range)"
+		return nil
+	case http.StatusPreconditionFailed:
+		return r.changed("the server's If-Match/If-Unmodified-Since check failed")
+	}
+	return r.statusError(http.MethodGet, resp)
 }

@@ -102,6 +102,13 @@ func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 	if err := p.set.Retry(ctx, "HEAD "+t.display, func(ctx context.Context) (err error) { m, err = r.probe(ctx); return err }); err != nil {
 		return nil, err
 	}
+	if m.ranges && !m.rangesSeen && m.size > p.set.Chunk() {
+		// Trust, but check: a server (or a proxy) that advertises ranges
+		// and ignores them is read in one stream rather than failed.
+		if err := p.set.Retry(ctx, "GET "+t.display+" (range check)", func(ctx context.Context) error { return r.confirmRanges(ctx, &m) }); err != nil {
+			return nil, err
+		}
+	}
 	kind := kindByName(t.name)
 	if kind == kindNone && sniffable(t.name) && m.size != 0 {
 		if kind, err = p.sniffRemote(ctx, r, m); err != nil {
