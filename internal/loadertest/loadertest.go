@@ -323,7 +323,7 @@ func testStalled(t *testing.T, publish Publish) {
 		t.Run(tc.name, func(t *testing.T) {
 			src := publish(t, want)
 			if src.Proxy == nil {
-				t.Skip("the source has no server that could stall (a local file)")
+				t.Skip("no server between the loader and its bytes (Source.Proxy unset, e.g. a local file): nothing can stall")
 			}
 			arm(t, src.Proxy, tc.rule)
 			ctx, cancel := context.WithCancel(context.Background())
