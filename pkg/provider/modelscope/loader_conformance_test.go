@@ -1,33 +1,21 @@
 package modelscope
 
 import (
+	"net/http/httptest"
 	"testing"
 
 	"github.com/storage-initializer/storage-initializer/internal/hubtest"
 	"github.com/storage-initializer/storage-initializer/internal/loadertest"
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // TestLoaderConformance runs the engine.Loader suite on the hub file
-// loader against the stand-in ModelScope hub: an LFS file (a 302 to the CDN, faults
-// injected at the CDN) and a plain git blob (served by the hub itself).
+// loader as ModelScope uses it, against the stand-in hub's ModelScope
+// routes, LFS files and git blobs.
 func TestLoaderConformance(t *testing.T) {
-	t.Run("LFS via the CDN", func(t *testing.T) {
-		loadertest.Run(t, func(t *testing.T, content []byte) loadertest.Source {
-			h := hubtest.New(t)
-			proxy := loadertest.FrontServer(t, h.CDN)
-			h.Push("org/llm", "master", map[string][]byte{"w.bin": content})
-			plan, err := New(WithGetenv(env(h))).Plan(t.Context(), "modelscope://org/llm")
-			return loadertest.Source{Loader: loadertest.Only(t, plan, err, len(content)), Proxy: proxy}
-		})
-	})
-	t.Run("git blob", func(t *testing.T) {
-		loadertest.Run(t, func(t *testing.T, content []byte) loadertest.Source {
-			h := hubtest.New(t)
-			h.LFSThreshold = len(content) + 1
-			proxy := loadertest.FrontServer(t, h.MS)
-			h.Push("org/llm", "master", map[string][]byte{"w.bin": content})
-			plan, err := New(WithGetenv(env(h))).Plan(t.Context(), "modelscope://org/llm")
-			return loadertest.Source{Loader: loadertest.Only(t, plan, err, len(content)), Proxy: proxy}
-		})
+	ms := func(h *hubtest.Hub) *httptest.Server { return h.MS }
+	loadertest.RunHub(t, ms, func(t *testing.T, h *hubtest.Hub, content []byte) (*engine.Plan, error) {
+		h.Push("qwen/tiny", "master", map[string][]byte{"w.bin": content})
+		return New(WithGetenv(env(h))).Plan(t.Context(), "modelscope://qwen/tiny")
 	})
 }
