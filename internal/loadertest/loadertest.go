@@ -67,6 +67,7 @@ func Run(t *testing.T, publish Publish) {
 	t.Run("SameRangeTwice", func(t *testing.T) { testSameRangeTwice(t, publish) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, publish) })
 	t.Run("FnErrorReturnedAsIs", func(t *testing.T) { testFnError(t, publish) })
+	t.Run("ServerErrorNotRetried", func(t *testing.T) { testServerError(t, publish) })
 	t.Run("ShortBody", func(t *testing.T) { testShortBody(t, publish) })
 	t.Run("CancelledContext", func(t *testing.T) { testCancelled(t, publish) })
 	t.Run("CancelWhileStalled", func(t *testing.T) { testStalled(t, publish) })
@@ -241,6 +242,30 @@ func testFnError(t *testing.T, publish Publish) {
 		if calls != 1 {
 			t.Errorf("%s: fn called %d times in one Load, want once (one call is one attempt)", tc.name, calls)
 		}
+	}
+}
+
+// testServerError: one Load is one attempt. A server error answered once
+// comes back from Load (the engine retries, with its backoff and budget),
+// rather than being retried underneath (an SDK's own retryer).
+func testServerError(t *testing.T, publish Publish) {
+	src := publish(t, content())
+	if src.Proxy == nil {
+		t.Skip("no server between the loader and its bytes (Source.Proxy unset, e.g. a local file): nothing answers 500")
+	}
+	arm(t, src.Proxy, faultproxy.Rule{Kind: faultproxy.InternalError, Path: ".", Times: 1})
+	_, calls, err := load(context.Background(), src.Loader, span{"across the middle", Size/2 - 1000, 2000})
+	if err == nil {
+		t.Errorf("Load succeeded after a 500 (fn called %d times): it retried inside one attempt", calls)
+	}
+	if calls != 0 {
+		t.Errorf("fn called %d times for a 500 answer", calls)
+	}
+	if engine.IsPermanent(err) {
+		t.Errorf("a 500 is retryable, Load made it permanent: %v", err)
+	}
+	if f := src.Proxy.Stats().Faults[faultproxy.InternalError]; f != 1 {
+		t.Errorf("the proxy answered %d requests with 500, want 1", f)
 	}
 }
 
