@@ -17,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // End-to-end tests of issue 12's hardening through the binary: a sparse tar
@@ -142,7 +144,7 @@ func TestE2EHardenNoValidatorOneStream(t *testing.T) {
 // files named .wh.model.onnx and .wh..wh..opq (a file and a folder tar):
 // they are ordinary files of an artifact and delete nothing.
 func TestE2EHardenArtifactWhiteoutNames(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	oras := oci2eTool(t, "oras")
 	work := t.TempDir()
 	files := map[string][]byte{

@@ -16,6 +16,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // KServe 0.20 integration points other than the init container: the
@@ -28,7 +30,7 @@ import (
 // exists before the binary starts (it is a mount point and cannot be
 // replaced). A failed Job is retried by the agent into the same folder.
 func TestE2EKServeLocalModelCacheJob(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	want := m.SeedModel(t, bucket, "model")
 	src := "s3://" + bucket + "/model"
@@ -58,9 +60,9 @@ func TestE2EKServeLocalModelCacheJob(t *testing.T) {
 // STORAGE_ALLOW_PATTERNS / STORAGE_IGNORE_PATTERNS say; the patterns only
 // select files inside a folder.
 func TestE2EKServeExactObjectBypassesPatterns(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
-	weights := s3e2eRandom(3<<20, 7)
+	weights := testenv.Random(3<<20, 7)
 	m.Put(t, bucket, "iris/model.joblib", weights, types.ChecksumAlgorithmCrc64nvme)
 	m.Put(t, bucket, "iris/config.json", []byte(`{"a":1}`), types.ChecksumAlgorithmCrc32c)
 	env := append(m.Env(), `STORAGE_ALLOW_PATTERNS=["*.json"]`, "STORAGE_IGNORE_PATTERNS=*.joblib")
@@ -79,11 +81,11 @@ func TestE2EKServeExactObjectBypassesPatterns(t *testing.T) {
 
 // confidentialModel seeds a model encrypted as KServe's confidential mode
 // expects: a *.jwe file and a JWE under a model name, plus a plain file.
-func confidentialModel(t *testing.T, m s3e2eServer, key []byte) (src string, plain map[string][]byte) {
+func confidentialModel(t *testing.T, m testenv.MinIOServer, key []byte) (src string, plain map[string][]byte) {
 	t.Helper()
 	bucket := m.Bucket(t)
 	plain = map[string][]byte{
-		"model.safetensors": s3e2eRandom(1<<20, 11),
+		"model.safetensors": testenv.Random(1<<20, 11),
 		"config.json":       []byte(`{"architectures":["LlamaForCausalLM"]}`),
 		"README.md":         []byte("not encrypted"),
 	}
@@ -118,7 +120,7 @@ func cdhStandIn(t *testing.T, key []byte) string {
 }
 
 func TestE2EKServeConfidential(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	src, plain := confidentialModel(t, m, key)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/storage-initializer/storage-initializer/internal/exact"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
@@ -81,7 +82,11 @@ func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Read
 		return fmt.Errorf("GET %s bytes %d-%d: server sent %d bytes, want %d", l.r.t.display, offset, offset+length-1,
 			resp.ContentLength, length)
 	}
-	return fn(resp.Body)
+	if length < 0 {
+		return fn(resp.Body) // size unknown: the engine takes what the body delivers
+	}
+	// A chunked body has no Content-Length to check: count what arrives.
+	return fn(exact.Reader(resp.Body, length))
 }
 
 // head reads up to n bytes from the start of the file (a Range request when

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/exact"
 	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/internal/redact"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
@@ -78,7 +79,7 @@ func (b *blobLoader) Load(ctx context.Context, length, offset int64, fn func(io.
 	default:
 		return classify(b.digest, resp)
 	}
-	return fn(&exactReader{r: io.LimitReader(body, length), left: length})
+	return fn(exact.Reader(body, length))
 }
 
 // classify maps a failed response to a retryable or permanent error.
@@ -109,20 +110,4 @@ func contentRangeStart(h string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(start, 10, 64)
 	return n, err == nil
-}
-
-// exactReader turns a body that ends early into io.ErrUnexpectedEOF, so a
-// short response is retried instead of taken as the whole range.
-type exactReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
 }

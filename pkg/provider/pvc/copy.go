@@ -59,6 +59,9 @@ type fileLoader struct {
 
 // Load implements engine.Loader.
 func (l *fileLoader) Load(ctx context.Context, length, offset int64, fn func(io.Reader) error) error {
+	if err := ctx.Err(); err != nil {
+		return err // a local read has no request to cancel: check before it starts
+	}
 	f, err := os.Open(l.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/storage-initializer/storage-initializer/internal/exact"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
@@ -133,7 +134,8 @@ func (f *File) read(resp *http.Response, at *url.URL, length, offset int64, fn f
 	if resp.ContentLength >= 0 && resp.ContentLength != length {
 		return fmt.Errorf("%s: %s sent %d bytes for a %d-byte range", f.Name, at.Host, resp.ContentLength, length)
 	}
-	return fn(resp.Body)
+	// A chunked body has no Content-Length to check: count what arrives.
+	return fn(exact.Reader(resp.Body, length))
 }
 
 // parseContentRange reads "bytes START-END/TOTAL" (TOTAL may be "*": -1).
