@@ -144,7 +144,7 @@ func fetch(ctx context.Context, cfg *config, log *zap.Logger, eng *engine.Engine
 	}
 	rep, err := eng.Run(ctx, dest, plan)
 	if d := cfg.verificationDigest; err != nil && d != nil && strings.Contains(err.Error(), d.String()) {
-		err = fmt.Errorf("%w; the file does not have the VERIFICATION_DIGEST: if the source is right, the verification digest is stale", err)
+		err = fmt.Errorf("VERIFICATION_DIGEST not matched: %w (or the verification digest is stale)", err)
 	}
 	return rep, err
 }
