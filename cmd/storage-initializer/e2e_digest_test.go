@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/hubtest"
 )
 
 // KServe's digest pinning (kserve#6051): VERIFICATION_DIGEST=sha256:HEX,
@@ -236,6 +238,42 @@ func TestE2EDigestHTTP(t *testing.T) {
 		_, stderr, code, reason := digeste2eRun(t, append(env, "VERIFICATION_DIGEST=sha256:"+wrong), tls.URL+"/m/weights.bin", dest)
 		digeste2eAssertMismatch(t, code, stderr, reason, wrong, right, dest)
 	})
+}
+
+// A Hugging Face source that is one file (here a sub-folder holding one
+// file) is pinned: an LFS file lists its SHA-256, so a different pin fails
+// before the download; a plain git file lists only a git SHA-1, so the pin
+// is what the engine verifies.
+func TestE2EDigestHF(t *testing.T) {
+	h := hubtest.New(t)
+	weights := pvce2eBytes(300<<10 + 1)
+	config := []byte(`{"architectures":["LlamaForCausalLM"]}`)
+	h.Push("org/m", "main", map[string][]byte{"weights/model.safetensors": weights, "meta/config.json": config})
+	right, wrong := httpe2eSHA(weights), httpe2eSHA([]byte("another version"))
+
+	dest, sum := t.TempDir(), filepath.Join(t.TempDir(), "s.json")
+	_, stderr, code, _ := digeste2eRun(t, hfe2eEnv(h, "VERIFICATION_DIGEST=sha256:"+right), "--summary-json", sum, "hf://org/m/weights", dest)
+	require.Equal(t, 0, code, stderr)
+	s3e2eAssertTree(t, dest, map[string][]byte{"model.safetensors": weights})
+	s := digeste2eReadSummary(t, sum)
+	require.Len(t, s.Files, 1)
+	assert.Equal(t, "sha256", s.Files[0].Verified)
+	assert.Equal(t, right, s.Files[0].Digest)
+
+	dest = t.TempDir()
+	_, stderr, code, reason := digeste2eRun(t, hfe2eEnv(h, "VERIFICATION_DIGEST=sha256:"+wrong), "hf://org/m/weights", dest)
+	digeste2eAssertMismatch(t, code, stderr, reason, wrong, right, dest)
+
+	dest = t.TempDir()
+	_, stderr, code, reason = digeste2eRun(t, hfe2eEnv(h, "VERIFICATION_DIGEST=sha256:"+wrong), "hf://org/m/meta", dest)
+	digeste2eAssertMismatch(t, code, stderr, reason, wrong, httpe2eSHA(config), dest)
+	assert.Contains(t, stderr, "fetching the file again", "downloaded, then refused by the pin")
+
+	dest = t.TempDir()
+	_, stderr, code, reason = digeste2eRun(t, hfe2eEnv(h, "VERIFICATION_DIGEST=sha256:"+right), "hf://org/m", dest)
+	require.Equal(t, 1, code, stderr)
+	assert.Contains(t, reason, "VERIFICATION_DIGEST is set but hf://org/m")
+	assert.Contains(t, reason, "is a folder of 2 files")
 }
 
 // A local file is pinned when it is copied (and so read); a link to it is
