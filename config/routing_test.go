@@ -183,6 +183,11 @@ var kserveURIs = []struct {
 	{"https://[fd00::7]:8443/model.bin", "ours", "IPv6 literal"},
 	{"https://example.com/file.bin#sha256=00ff", "ours", "expected digest in the fragment"},
 	{"https://bucket.s3.amazonaws.com/m.bin?X-Amz-Signature=ab12", "ours", "presigned URL"},
+	{"hf://org/model", "ours", "Hugging Face (also LLMInferenceService's usual model URI)"},
+	{"hf://org/model:main", "ours", "Hugging Face with revision"},
+	{"hf://org/model/onnx:v1", "ours", "Hugging Face subfolder (storage-initializer's extension)"},
+	{"modelscope://org/model", "ours", "ModelScope (KServe 0.20)"},
+	{"modelscope://org/model:v1.0", "ours", "ModelScope with revision"},
 	{"https://github.com/org/repo.git", "kserve", "git clone (KServe >= 0.17)"},
 	{"https://github.com/org/repo.git/", "kserve", "git clone, trailing slash"},
 	{"https://gitlab.example.com/group/sub/repo.git", "kserve", "git clone, nested group"},
@@ -190,13 +195,9 @@ var kserveURIs = []struct {
 	{"https://acct.z12.blob.storage.azure.net/container/model", "kserve", "Azure Blob, DNS zone endpoint"},
 	{"https://acct.file.core.windows.net/share/model", "kserve", "Azure File"},
 	{"https://acct.z3.file.storage.azure.net/share/model", "kserve", "Azure File, DNS zone endpoint"},
-	{"modelscope://org/model", "kserve", "ModelScope (KServe 0.20)"},
-	{"modelscope://org/model:v1.0", "kserve", "ModelScope with revision"},
 	{"hdfs://namenode:8020/models/m", "kserve", "HDFS"},
 	{"webhdfs://namenode:9870/models/m", "kserve", "WebHDFS"},
 	{"gs://bucket/models/m", "kserve", "GCS"},
-	{"hf://org/model", "kserve", "Hugging Face"},
-	{"hf://org/model:main", "kserve", "Hugging Face with revision"},
 	// Other Azure service hosts: storage-initializer leaves all of
 	// *.windows.net and *.azure.net alone, KServe's container claims only
 	// the Blob and File forms its Python code knows; the ConfigMap image
@@ -232,7 +233,7 @@ func TestRoutingNoOverlap(t *testing.T) {
 }
 
 // KServe's stock default (config/storagecontainers/default.yaml, 0.20)
-// claims s3:// and every http(s) URI: installed beside
+// claims s3://, hf://, modelscope:// and every http(s) URI: installed beside
 // clusterstoragecontainer.yaml, those URIs would go to either image. That is
 // why default-without-overlap.yaml replaces it.
 func TestStockDefaultOverlaps(t *testing.T) {
@@ -247,7 +248,7 @@ func TestStockDefaultOverlaps(t *testing.T) {
 		stock.Spec.SupportedURIFormats = append(stock.Spec.SupportedURIFormats, uriFormat{Regex: r})
 	}
 	cs := []csc{m.cscs["clusterstoragecontainer"], stock}
-	for _, uri := range []string{"s3://models/iris", "https://example.com/m.bin", "http://h/m.bin"} {
+	for _, uri := range []string{"s3://models/iris", "https://example.com/m.bin", "http://h/m.bin", "hf://org/m", "modelscope://org/m"} {
 		claimants, _ := route(t, cs, initContainer, uri)
 		assert.Len(t, claimants, 2, uri)
 	}

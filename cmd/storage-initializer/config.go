@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
+	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/filter"
 )
@@ -50,6 +51,10 @@ type config struct {
 	// node cache
 	cacheDir      string
 	cacheMaxBytes int64
+
+	// verificationDigest pins the single file or archive SRC names
+	// (KServe's VERIFICATION_DIGEST); nil: not set.
+	verificationDigest *checksum.Value
 }
 
 // envFlag pairs a flag with the environment variable that sets its default.
@@ -80,6 +85,7 @@ var flagEnv = []envFlag{
 	{"max-extract-entries", "STORAGE_INITIALIZER_MAX_EXTRACT_ENTRIES"},
 	{"cache-dir", "STORAGE_CACHE_DIR"},
 	{"cache-max-bytes", "STORAGE_CACHE_MAX_BYTES"},
+	{"verification-digest", "VERIFICATION_DIGEST"},
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -87,7 +93,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs := pflag.NewFlagSet("storage-initializer", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
-	var chunk, verify, cacheMax, extractMax string
+	var chunk, verify, cacheMax, extractMax, digest string
 	var include, exclude []string
 	fs.IntVar(&cfg.concurrency, "concurrency", engine.DefaultConcurrency, "requests in flight across all files")
 	fs.StringVar(&chunk, "chunk-size", "16MiB", "size of each ranged read (e.g. 8MiB, 32MiB)")
@@ -113,6 +119,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&cacheMax, "cache-max-bytes", "0", "bound on the cache size, e.g. 200GiB (least recently used entries are evicted); 0: no bound")
 	fs.StringVar(&extractMax, "max-extract-bytes", "1TiB", "cap on the bytes unpacked from the tar layers of one OCI image or artifact (tar bombs)")
 	fs.Int64Var(&cfg.maxExtractEntries, "max-extract-entries", 1_000_000, "cap on the entries unpacked from one OCI image or artifact")
+	fs.StringVar(&digest, "verification-digest", "", "sha256:HEX the single file or archive SRC names must have (KServe's verification-digest annotation); checked before it gets its final name, even with --verify=size")
 	fs.BoolVar(&cfg.dryRun, "dry-run", false, "resolve the sources and list what would be fetched (count, size, verification available); write nothing")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -189,6 +196,22 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	if cfg.filter, err = filter.New(include, exclude); err != nil {
 		return cfg, &usageError{err.Error()}
+	}
+	if digest != "" {
+		v, err := parseVerificationDigest(digest)
+		if err != nil {
+			return cfg, &usageError{err.Error()}
+		}
+		if len(cfg.pairs) > 2 {
+			return cfg, &usageError{fmt.Sprintf("VERIFICATION_DIGEST pins one file or archive, but %d SRC DEST pairs were given: "+
+				"run one pair per digest", len(cfg.pairs)/2)}
+		}
+		cfg.verificationDigest = &v
+		// A pinned digest is the point of the run: --verify=size (which
+		// skips checksums) does not turn it off.
+		if cfg.verify == engine.VerifySize {
+			cfg.verify = engine.VerifyAuto
+		}
 	}
 	return cfg, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail(cfg, log, stderr, err, exitUsage)
 		}
 		if cfg.dryRun {
-			rep, err := provider.Fetch(ctx, eng, p, src, dest) // the engine only lists
+			rep, err := fetch(ctx, cfg, log, eng, p, src, dest) // the engine only lists
 			if err != nil {
 				return fail(cfg, log, stderr, err, exitFail)
 			}
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail(cfg, log, stderr, fmt.Errorf("create destination %s: %w", dest, err), exitFail)
 		}
 		log.Info("fetching", zap.String("source", redactURI(src)), zap.String("dest", dest))
-		rep, err := provider.Fetch(ctx, eng, p, src, dest)
+		rep, err := fetch(ctx, cfg, log, eng, p, src, dest)
 		if err != nil {
 			if ctx.Err() != nil {
 				err = fmt.Errorf("stopped by signal while fetching %s; rerun with the same arguments to resume: %w", redactURI(src), err)
@@ -124,6 +125,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(cfg, log, stderr, err, exitFail)
 	}
 	return exitOK
+}
+
+// fetch plans src, applies what the command line adds to the plan (a
+// pinned digest), and runs it into dest.
+func fetch(ctx context.Context, cfg *config, log *zap.Logger, eng *engine.Engine, p provider.Planner, src, dest string) (*engine.Report, error) {
+	plan, err := p.Plan(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	if d := cfg.verificationDigest; d != nil {
+		if err := pinDigest(plan, *d, cfg.filter, log); err != nil {
+			if plan.Close != nil {
+				plan.Close()
+			}
+			return nil, err
+		}
+	}
+	rep, err := eng.Run(ctx, dest, plan)
+	if d := cfg.verificationDigest; err != nil && d != nil && strings.Contains(err.Error(), d.String()) {
+		err = fmt.Errorf("VERIFICATION_DIGEST not matched: %w (or the verification digest is stale)", err)
+	}
+	return rep, err
 }
 
 // fail logs a one-line reason, writes it to the termination log and returns code.
