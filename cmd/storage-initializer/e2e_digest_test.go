@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"encoding/pem"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 	"io/fs"
 	"net/http/httptest"
 	"os"
@@ -89,9 +90,9 @@ func digeste2eAssertMismatch(t *testing.T, code int, stderr, reason, pinned, act
 }
 
 func TestE2EDigestS3(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
-	weights := s3e2eRandom(3<<20+5, 61) // several 1 MiB ranges
+	weights := testenv.Random(3<<20+5, 61) // several 1 MiB ranges
 	config := []byte(`{"architectures":["x"]}`)
 	m.Put(t, bucket, "m/model.bin", weights, types.ChecksumAlgorithmCrc64nvme)
 	m.Put(t, bucket, "m/config.json", config, types.ChecksumAlgorithmCrc32c) // one range: checksums sent with the body
