@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 func TestNextPage(t *testing.T) {
@@ -25,7 +27,8 @@ func TestNextPage(t *testing.T) {
 
 func TestCredentialsOnlyOnTheEndpointOrigin(t *testing.T) {
 	ep, _ := url.Parse("https://huggingface.co")
-	c := New(Config{Endpoint: ep})
+	c, err := New(provider.Settings{}, Config{Endpoint: ep})
+	require.NoError(t, err)
 	for raw, want := range map[string]bool{
 		"https://huggingface.co/o/m/resolve/x/y":  true,
 		"https://HuggingFace.co/api":              true,
