@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/storage-initializer/storage-initializer/internal/hubtest"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
@@ -350,4 +352,49 @@ func TestParseRef(t *testing.T) {
 		_, err := hubclient.ParseRef("hf", bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// Metadata requests are retried by the run's policy (--max-attempts),
+// not by a count of the provider's own; a 404 is not retried at all.
+func TestMetadataRetriesAreTheRunsPolicy(t *testing.T) {
+	h := hubtest.New(t)
+	h.Push("org/llm", "main", model(1))
+	h.Throttle("/api/models/org/llm/revision/", 10, "0")
+	set := engine.New(engine.WithRetry(2, time.Millisecond, time.Millisecond)).PlanSettings()
+	_, err := New(set, WithGetenv(env(h))).Plan(context.Background(), "hf://org/llm")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "gave up after 2 attempts")
+	assert.Contains(t, err.Error(), "rate-limited")
+	count := func(part string) (n int) {
+		for _, r := range h.Requests() {
+			if strings.Contains(r.Path, part) {
+				n++
+			}
+		}
+		return n
+	}
+	assert.Equal(t, 2, count("/revision/"), "--max-attempts=2: two requests")
+
+	_, err = New(set, WithGetenv(env(h))).Plan(context.Background(), "hf://org/missing")
+	require.Error(t, err)
+	assert.True(t, engine.IsPermanent(err))
+	assert.Equal(t, 1, count("/api/models/org/missing/"), "a 404 is asked once")
+}
+
+// HF_HUB_DOWNLOAD_TIMEOUT bounds one attempt of a metadata request; the
+// next attempt is the run's policy's.
+func TestDownloadTimeoutBoundsOneMetadataAttempt(t *testing.T) {
+	h := hubtest.New(t)
+	h.Push("org/llm", "main", model(1))
+	var once sync.Once
+	h.OnTreePage(func(int) { once.Do(func() { time.Sleep(1500 * time.Millisecond) }) }) // the first page hangs
+	core, logs := observer.New(zap.WarnLevel)
+	set := engine.New(engine.WithRetry(2, time.Millisecond, time.Millisecond), engine.WithLogger(zap.New(core))).PlanSettings()
+	plan, err := New(set, WithGetenv(env(h, "HF_HUB_DOWNLOAD_TIMEOUT", "1"))).Plan(context.Background(), "hf://org/llm")
+	require.NoError(t, err)
+	assert.Len(t, plan.Files, 4)
+	retries := logs.FilterMessage("retrying").All()
+	require.Len(t, retries, 1)
+	// The header wait has the same bound; either timer may fire first.
+	assert.Regexp(t, `no complete answer within 1s|timeout awaiting response headers`, retries[0].ContextMap()["error"])
 }
