@@ -43,26 +43,32 @@ var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`) // file_download.REGEX_COMMI
 
 // Provider plans hf:// sources.
 type Provider struct {
-	hub hubclient.Env
+	set     provider.Settings
+	getenv  func(string) string
+	limiter *httpx.Limiter
 }
 
 var _ provider.Planner = (*Provider)(nil)
 
 // Option configures a Provider.
-type Option = hubclient.Option
+type Option func(*Provider)
 
-// WithGetenv sets where HF_* variables are read (default: none is set).
-func WithGetenv(f func(string) string) Option { return hubclient.WithGetenv(f) }
+// WithGetenv sets where HF_* variables are read (tests).
+func WithGetenv(f func(string) string) Option { return func(p *Provider) { p.getenv = f } }
 
 // WithLimiter bounds this provider's requests in flight together with
 // every other client sharing l (the run-wide --concurrency bound).
-func WithLimiter(l *httpx.Limiter) Option { return hubclient.WithLimiter(l) }
+func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
 
 // New returns the hf:// provider. set gives the logger (the resolved
 // commit is logged at info), the connection pool size and the retry policy
 // of metadata requests.
 func New(set provider.Settings, opts ...Option) *Provider {
-	return &Provider{hub: hubclient.NewEnv(set, opts...)}
+	p := &Provider{set: set, getenv: func(string) string { return "" }}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Schemes implements provider.Planner.
@@ -103,7 +109,7 @@ func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.hub.Settings().Logger().Info("resolved Hugging Face revision", zap.String("source", ref.String()), zap.String("revision", rev),
+	p.set.Logger().Info("resolved Hugging Face revision", zap.String("source", ref.String()), zap.String("revision", rev),
 		zap.String("commit", commit))
 	entries, err := p.list(ctx, c, cls, ref, commit)
 	if err != nil {
@@ -182,7 +188,7 @@ func expected(e treeEntry) ([]checksum.Value, error) {
 
 // client builds the Hub client from the environment.
 func (p *Provider) client() (*hubclient.Client, classifier, error) {
-	raw := strings.TrimRight(p.hub.Getenv("HF_ENDPOINT"), "/") // constants.ENDPOINT
+	raw := strings.TrimRight(p.getenv("HF_ENDPOINT"), "/") // constants.ENDPOINT
 	if raw == "" {
 		raw = DefaultEndpoint
 	}
@@ -190,27 +196,27 @@ func (p *Provider) client() (*hubclient.Client, classifier, error) {
 	if err != nil || (ep.Scheme != "https" && ep.Scheme != "http") || ep.Host == "" || ep.User != nil {
 		return nil, classifier{}, engine.Permanent(fmt.Errorf("HF_ENDPOINT %q is not an http(s) URL such as %s", hubclient.Display(ep), DefaultEndpoint))
 	}
-	tok, err := readToken(p.hub.Getenv)
+	tok, err := readToken(p.getenv)
 	if err != nil {
 		return nil, classifier{}, engine.Permanent(err)
 	}
-	cfg := hubclient.Config{Endpoint: ep}
+	cfg := hubclient.Config{Endpoint: ep, Limiter: p.limiter}
 	// HF_HUB_DOWNLOAD_TIMEOUT is huggingface_hub's timeout of GET requests
 	// and the default of the others: when set it bounds each attempt of a
 	// metadata request and the wait for any response's headers. Unset,
 	// --read-timeout bounds each attempt and httpx's default the header
 	// wait. Attempts and backoff are always the run's policy; stalled
 	// bodies are the engine's --read-timeout.
-	if d, ok := seconds(p.hub.Getenv("HF_HUB_DOWNLOAD_TIMEOUT")); ok {
+	if d, ok := seconds(p.getenv("HF_HUB_DOWNLOAD_TIMEOUT")); ok {
 		cfg.MetaTimeout, cfg.HeaderTimeout = d, d
 	}
 	if tok.value != "" {
 		bearer := "Bearer " + tok.value
 		cfg.Auth = func(h http.Header) { h.Set("Authorization", bearer) }
 	}
-	c, err := p.hub.Client(cfg)
+	c, err := hubclient.New(p.set, cfg)
 	if err != nil {
-		return nil, classifier{}, err
+		return nil, classifier{}, engine.Permanent(err)
 	}
 	return c, classifier{endpoint: strings.TrimRight(ep.String(), "/"), tok: tok}, nil
 }
@@ -280,9 +286,9 @@ func (p *Provider) list(ctx context.Context, c *hubclient.Client, cls classifier
 func (p *Provider) probe(ctx context.Context, c *hubclient.Client, cls classifier, ref hubclient.Ref, commit string, f engine.File) error {
 	// HF_HUB_ETAG_TIMEOUT is huggingface_hub's bound of this HEAD; unset,
 	// HF_HUB_DOWNLOAD_TIMEOUT's, else --read-timeout's.
-	bound, ok := seconds(p.hub.Getenv("HF_HUB_ETAG_TIMEOUT"))
+	bound, ok := seconds(p.getenv("HF_HUB_ETAG_TIMEOUT"))
 	if !ok {
-		bound, _ = seconds(p.hub.Getenv("HF_HUB_DOWNLOAD_TIMEOUT"))
+		bound, _ = seconds(p.getenv("HF_HUB_DOWNLOAD_TIMEOUT"))
 	}
 	src := f.Source.(*hubclient.File)
 	return c.Retry(ctx, "HEAD "+src.Name, bound, func(ctx context.Context) error {

@@ -51,26 +51,32 @@ const (
 
 // Provider plans modelscope:// sources.
 type Provider struct {
-	hub hubclient.Env
+	set     provider.Settings
+	getenv  func(string) string
+	limiter *httpx.Limiter
 }
 
 var _ provider.Planner = (*Provider)(nil)
 
 // Option configures a Provider.
-type Option = hubclient.Option
+type Option func(*Provider)
 
-// WithGetenv sets where MODELSCOPE_* variables are read (default: none is set).
-func WithGetenv(f func(string) string) Option { return hubclient.WithGetenv(f) }
+// WithGetenv sets where MODELSCOPE_* variables are read (tests).
+func WithGetenv(f func(string) string) Option { return func(p *Provider) { p.getenv = f } }
 
 // WithLimiter bounds this provider's requests in flight together with
 // every other client sharing l (the run-wide --concurrency bound).
-func WithLimiter(l *httpx.Limiter) Option { return hubclient.WithLimiter(l) }
+func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
 
 // New returns the modelscope:// provider. set gives the logger, the
 // connection pool size and the retry policy of metadata requests (each
 // attempt within --read-timeout: the SDK has no timeout variable).
 func New(set provider.Settings, opts ...Option) *Provider {
-	return &Provider{hub: hubclient.NewEnv(set, opts...)}
+	p := &Provider{set: set, getenv: func(string) string { return "" }}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Schemes implements provider.Planner.
@@ -213,7 +219,7 @@ func (p *Provider) pin(ctx context.Context, c *hubclient.Client, cls classifier,
 	_, err := c.GetJSON(ctx, u, cls.classify("commits"), &hist)
 	if err == nil && hist.Code == http.StatusOK && len(hist.Data.Commit) > 0 && hist.Data.Commit[0].ID != "" {
 		id := hist.Data.Commit[0].ID
-		p.hub.Settings().Logger().Info("resolved ModelScope revision", zap.String("source", ref.String()), zap.String("revision", rev), zap.String("commit", id))
+		p.set.Logger().Info("resolved ModelScope revision", zap.String("source", ref.String()), zap.String("revision", rev), zap.String("commit", id))
 		return id, "commit " + id
 	}
 	if ctx.Err() == nil {
@@ -221,7 +227,7 @@ func (p *Provider) pin(ctx context.Context, c *hubclient.Client, cls classifier,
 		if err != nil {
 			msg = err.Error()
 		}
-		p.hub.Settings().Logger().Warn("ModelScope did not name the revision's commit; downloading by name, each file checked against its SHA-256",
+		p.set.Logger().Warn("ModelScope did not name the revision's commit; downloading by name, each file checked against its SHA-256",
 			zap.String("source", ref.String()), zap.String("revision", rev), zap.String("error", msg))
 	}
 	return rev, "revision " + rev + " (commit not reported by the hub)"
@@ -229,10 +235,10 @@ func (p *Provider) pin(ctx context.Context, c *hubclient.Client, cls classifier,
 
 // client builds the hub client from the environment.
 func (p *Provider) client() (*hubclient.Client, classifier, error) {
-	domain := strings.TrimSpace(p.hub.Getenv("MODELSCOPE_DOMAIN"))
+	domain := strings.TrimSpace(p.getenv("MODELSCOPE_DOMAIN"))
 	if domain == "" {
 		domain = DefaultDomain
-		if strings.EqualFold(strings.TrimSpace(p.hub.Getenv("MODELSCOPE_PREFER_AI_SITE")), "true") {
+		if strings.EqualFold(strings.TrimSpace(p.getenv("MODELSCOPE_PREFER_AI_SITE")), "true") {
 			domain = DefaultIntlDomain
 		}
 	}
@@ -244,8 +250,8 @@ func (p *Provider) client() (*hubclient.Client, classifier, error) {
 	if err != nil || ep.Host == "" || ep.User != nil {
 		return nil, classifier{}, engine.Permanent(fmt.Errorf("MODELSCOPE_DOMAIN %q is not a host name such as %s", domain, DefaultDomain))
 	}
-	cfg := hubclient.Config{Endpoint: ep}
-	tok := strings.TrimSpace(p.hub.Getenv("MODELSCOPE_API_TOKEN"))
+	cfg := hubclient.Config{Endpoint: ep, Limiter: p.limiter}
+	tok := strings.TrimSpace(p.getenv("MODELSCOPE_API_TOKEN"))
 	if tok != "" {
 		cookie := (&http.Cookie{Name: "m_session_id", Value: tok}).String()
 		bearer := "Bearer " + tok
@@ -254,9 +260,9 @@ func (p *Provider) client() (*hubclient.Client, classifier, error) {
 			h.Set("Authorization", bearer)
 		}
 	}
-	c, err := p.hub.Client(cfg)
+	c, err := hubclient.New(p.set, cfg)
 	if err != nil {
-		return nil, classifier{}, err
+		return nil, classifier{}, engine.Permanent(err)
 	}
 	return c, classifier{endpoint: strings.TrimRight(ep.String(), "/"), token: tok != ""}, nil
 }
