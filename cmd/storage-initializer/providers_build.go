@@ -32,7 +32,7 @@ func buildProviders(set provider.Settings, cfg *config, getenv func(string) stri
 		s3.New(set, s3.WithGetenv(getenv), s3.WithLimiter(wire)),
 		pvc.New(set, pvc.WithRoot(cfg.pvcRoot), pvc.WithMode(pvc.Mode(cfg.pvcMode)), pvc.WithManifest(cfg.manifest)),
 		httpsrc.New(set, httpsrc.WithGetenv(getenv), httpsrc.WithLimiter(wire)),
-		hf.New(hf.WithGetenv(getenv), hf.WithLogger(set.Logger()), hf.WithConns(set.Conns())),
-		modelscope.New(modelscope.WithGetenv(getenv), modelscope.WithLogger(set.Logger()), modelscope.WithConns(set.Conns())),
+		hf.New(set, hf.WithGetenv(getenv), hf.WithLimiter(wire)),
+		modelscope.New(set, modelscope.WithGetenv(getenv), modelscope.WithLimiter(wire)),
 	}
 }

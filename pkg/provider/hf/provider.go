@@ -26,8 +26,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/hf/hubclient"
 )
 
@@ -37,18 +39,16 @@ const DefaultEndpoint = "https://huggingface.co"
 // defaultRevision is constants.DEFAULT_REVISION.
 const defaultRevision = "main"
 
-// defaultEtagTimeout is constants.DEFAULT_ETAG_TIMEOUT (seconds): the
-// bound of the metadata HEAD unless HF_HUB_ETAG_TIMEOUT says otherwise.
-const defaultEtagTimeout = 10 * time.Second
-
 var commitRe = regexp.MustCompile(`^[0-9a-f]{40}$`) // file_download.REGEX_COMMIT_HASH
 
 // Provider plans hf:// sources.
 type Provider struct {
-	getenv func(string) string
-	log    *zap.Logger
-	conns  int
+	set     provider.Settings
+	getenv  func(string) string
+	limiter *httpx.Limiter
 }
+
+var _ provider.Planner = (*Provider)(nil)
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -56,15 +56,15 @@ type Option func(*Provider)
 // WithGetenv sets where HF_* variables are read (tests).
 func WithGetenv(f func(string) string) Option { return func(p *Provider) { p.getenv = f } }
 
-// WithLogger sets the logger (the resolved commit is logged at info).
-func WithLogger(l *zap.Logger) Option { return func(p *Provider) { p.log = l } }
+// WithLimiter bounds this provider's requests in flight together with
+// every other client sharing l (the run-wide --concurrency bound).
+func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
 
-// WithConns sizes the connection pool (the engine's request bound).
-func WithConns(n int) Option { return func(p *Provider) { p.conns = n } }
-
-// New returns the hf:// provider.
-func New(opts ...Option) *Provider {
-	p := &Provider{getenv: func(string) string { return "" }, log: zap.NewNop(), conns: 16}
+// New returns the hf:// provider. set gives the logger (the resolved
+// commit is logged at info), the connection pool size and the retry policy
+// of metadata requests.
+func New(set provider.Settings, opts ...Option) *Provider {
+	p := &Provider{set: set, getenv: func(string) string { return "" }}
 	for _, o := range opts {
 		o(p)
 	}
@@ -109,7 +109,7 @@ func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.log.Info("resolved Hugging Face revision", zap.String("source", ref.String()), zap.String("revision", rev),
+	p.set.Logger().Info("resolved Hugging Face revision", zap.String("source", ref.String()), zap.String("revision", rev),
 		zap.String("commit", commit))
 	entries, err := p.list(ctx, c, cls, ref, commit)
 	if err != nil {
@@ -200,11 +200,13 @@ func (p *Provider) client() (*hubclient.Client, classifier, error) {
 	if err != nil {
 		return nil, classifier{}, engine.Permanent(err)
 	}
-	cfg := hubclient.Config{Endpoint: ep, Conns: p.conns, Logger: p.log, HeaderTimeout: time.Minute}
+	cfg := hubclient.Config{Endpoint: ep, Limiter: p.limiter}
 	// HF_HUB_DOWNLOAD_TIMEOUT is huggingface_hub's timeout of GET requests
-	// and the default of the others: it bounds each metadata request and
-	// the wait for any response's headers. Stalled bodies are the engine's
-	// --read-timeout.
+	// and the default of the others: when set it bounds each attempt of a
+	// metadata request and the wait for any response's headers. Unset,
+	// --read-timeout bounds each attempt and httpx's default the header
+	// wait. Attempts and backoff are always the run's policy; stalled
+	// bodies are the engine's --read-timeout.
 	if d, ok := seconds(p.getenv("HF_HUB_DOWNLOAD_TIMEOUT")); ok {
 		cfg.MetaTimeout, cfg.HeaderTimeout = d, d
 	}
@@ -212,7 +214,11 @@ func (p *Provider) client() (*hubclient.Client, classifier, error) {
 		bearer := "Bearer " + tok.value
 		cfg.Auth = func(h http.Header) { h.Set("Authorization", bearer) }
 	}
-	return hubclient.New(cfg), classifier{endpoint: strings.TrimRight(ep.String(), "/"), tok: tok}, nil
+	c, err := hubclient.New(p.set, cfg)
+	if err != nil {
+		return nil, classifier{}, engine.Permanent(err)
+	}
+	return c, classifier{endpoint: strings.TrimRight(ep.String(), "/"), tok: tok}, nil
 }
 
 // seconds reads an integer number of seconds (constants._as_int: anything
@@ -278,14 +284,14 @@ func (p *Provider) list(ctx context.Context, c *hubclient.Client, cls classifier
 // so a gated or private model fails before anything is fetched, with the
 // Hub's reason.
 func (p *Provider) probe(ctx context.Context, c *hubclient.Client, cls classifier, ref hubclient.Ref, commit string, f engine.File) error {
-	timeout := defaultEtagTimeout
-	if d, ok := seconds(p.getenv("HF_HUB_ETAG_TIMEOUT")); ok {
-		timeout = d
+	// HF_HUB_ETAG_TIMEOUT is huggingface_hub's bound of this HEAD; unset,
+	// HF_HUB_DOWNLOAD_TIMEOUT's, else --read-timeout's.
+	bound, ok := seconds(p.getenv("HF_HUB_ETAG_TIMEOUT"))
+	if !ok {
+		bound, _ = seconds(p.getenv("HF_HUB_DOWNLOAD_TIMEOUT"))
 	}
 	src := f.Source.(*hubclient.File)
-	return c.Retry(ctx, "HEAD "+src.Name, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
+	return c.Retry(ctx, "HEAD "+src.Name, bound, func(ctx context.Context) error {
 		resp, err := c.Do(ctx, http.MethodHead, src.Origin, nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", src.Name, err)

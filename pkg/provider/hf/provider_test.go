@@ -14,10 +14,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/storage-initializer/storage-initializer/internal/hubtest"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/hf/hubclient"
 )
 
@@ -46,6 +49,13 @@ func env(h *hubtest.Hub, extra ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// settings are the run's settings the provider plans with: quick
+// backoff, but a Retry-After of a second is still honoured (the engine caps
+// it at three times the largest backoff).
+func settings() provider.Settings {
+	return engine.New(engine.WithRetry(4, 10*time.Millisecond, time.Second)).PlanSettings()
+}
+
 func fetch(t *testing.T, plan *engine.Plan, opts ...engine.Option) (string, *engine.Report, error) {
 	t.Helper()
 	dest := t.TempDir()
@@ -59,7 +69,7 @@ func TestPlanPinsCommitListsAllPagesAndVerifiesEveryFile(t *testing.T) {
 	h.PageSize = 2 // 4 files + 3 folders: 4 pages
 	files := model(1)
 	commit := h.Push("org/llm", "main", files)
-	p := New(WithGetenv(env(h, "HF_TOKEN", h.Token)))
+	p := New(settings(), WithGetenv(env(h, "HF_TOKEN", h.Token)))
 
 	plan, err := p.Plan(context.Background(), "hf://org/llm")
 	require.NoError(t, err)
@@ -126,7 +136,7 @@ func TestPlanNamedRevisionAndSubfolder(t *testing.T) {
 	old := h.Push("org/llm", "main", model(1))
 	h.Tag("org/llm", "v1.0", old)
 	h.Push("org/llm", "main", model(2))
-	p := New(WithGetenv(env(h)))
+	p := New(settings(), WithGetenv(env(h)))
 
 	plan, err := p.Plan(context.Background(), "hf://org/llm/sub:v1.0")
 	require.NoError(t, err)
@@ -154,9 +164,9 @@ func TestPlanErrorsSayWhatToDoAndNeverTheToken(t *testing.T) {
 	h.Gate("org/gated", false)
 	h.Push("org/private", "main", model(1))
 	h.Private("org/private")
-	anon := New(WithGetenv(env(h)))
-	withTok := New(WithGetenv(env(h, "HF_TOKEN", h.Token)))
-	badTok := New(WithGetenv(env(h, "HUGGING_FACE_HUB_TOKEN", "hf_wrong_5ecret")))
+	anon := New(settings(), WithGetenv(env(h)))
+	withTok := New(settings(), WithGetenv(env(h, "HF_TOKEN", h.Token)))
+	badTok := New(settings(), WithGetenv(env(h, "HUGGING_FACE_HUB_TOKEN", "hf_wrong_5ecret")))
 
 	for _, tc := range []struct {
 		name string
@@ -203,7 +213,7 @@ func TestGatedWithAcceptedTermsDownloads(t *testing.T) {
 	h.Gate("org/gated", true)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "token"), []byte(h.Token+"\n"), 0o600))
-	p := New(WithGetenv(env(h, "HF_HOME", dir))) // the default token file, as huggingface_hub reads it
+	p := New(settings(), WithGetenv(env(h, "HF_HOME", dir))) // the default token file, as huggingface_hub reads it
 	plan, err := p.Plan(context.Background(), "hf://org/gated")
 	require.NoError(t, err)
 	_, _, err = fetch(t, plan)
@@ -217,7 +227,7 @@ func TestPushDuringListingDoesNotMixCommits(t *testing.T) {
 	first := h.Push("org/llm", "main", model(1))
 	var once sync.Once
 	h.OnTreePage(func(int) { once.Do(func() { h.Push("org/llm", "main", model(9)) }) })
-	plan, err := New(WithGetenv(env(h))).Plan(context.Background(), "hf://org/llm")
+	plan, err := New(settings(), WithGetenv(env(h))).Plan(context.Background(), "hf://org/llm")
 	require.NoError(t, err)
 	assert.Equal(t, "commit "+first, plan.Resolved)
 	for _, f := range plan.Files {
@@ -236,7 +246,7 @@ func TestCorruptBytesAreRefused(t *testing.T) {
 			h := hubtest.New(t)
 			h.Push("org/llm", "main", model(1))
 			h.Corrupt("org/llm", path)
-			plan, err := New(WithGetenv(env(h))).Plan(context.Background(), "hf://org/llm")
+			plan, err := New(settings(), WithGetenv(env(h))).Plan(context.Background(), "hf://org/llm")
 			require.NoError(t, err)
 			dest, _, err := fetch(t, plan)
 			require.Error(t, err)
@@ -257,7 +267,7 @@ func TestExpiredSignedURLIsResolvedAgain(t *testing.T) {
 			once.Do(h.ExpireSignedURLs)
 		}
 	})
-	plan, err := New(WithGetenv(env(h))).Plan(context.Background(), "hf://org/llm")
+	plan, err := New(settings(), WithGetenv(env(h))).Plan(context.Background(), "hf://org/llm")
 	require.NoError(t, err)
 	dest, _, err := fetch(t, plan, engine.WithConcurrency(1), engine.WithRetry(1, time.Millisecond, time.Millisecond))
 	require.NoError(t, err, "a 403 from the CDN re-resolves within the same attempt")
@@ -295,7 +305,7 @@ func TestRetryAfterSecondsAndHTTPDate(t *testing.T) {
 	h.Push("org/llm", "main", model(1))
 	// Metadata: the tree listing is throttled once for 1 s.
 	h.Throttle("/api/models/org/llm/tree/", 1, "1")
-	p := New(WithGetenv(env(h)))
+	p := New(settings(), WithGetenv(env(h)))
 	start := time.Now()
 	plan, err := p.Plan(context.Background(), "hf://org/llm")
 	require.NoError(t, err)
@@ -342,4 +352,49 @@ func TestParseRef(t *testing.T) {
 		_, err := hubclient.ParseRef("hf", bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// Metadata requests are retried by the run's policy (--max-attempts),
+// not by a count of the provider's own; a 404 is not retried at all.
+func TestMetadataRetriesAreTheRunsPolicy(t *testing.T) {
+	h := hubtest.New(t)
+	h.Push("org/llm", "main", model(1))
+	h.Throttle("/api/models/org/llm/revision/", 10, "0")
+	set := engine.New(engine.WithRetry(2, time.Millisecond, time.Millisecond)).PlanSettings()
+	_, err := New(set, WithGetenv(env(h))).Plan(context.Background(), "hf://org/llm")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "gave up after 2 attempts")
+	assert.Contains(t, err.Error(), "rate-limited")
+	count := func(part string) (n int) {
+		for _, r := range h.Requests() {
+			if strings.Contains(r.Path, part) {
+				n++
+			}
+		}
+		return n
+	}
+	assert.Equal(t, 2, count("/revision/"), "--max-attempts=2: two requests")
+
+	_, err = New(set, WithGetenv(env(h))).Plan(context.Background(), "hf://org/missing")
+	require.Error(t, err)
+	assert.True(t, engine.IsPermanent(err))
+	assert.Equal(t, 1, count("/api/models/org/missing/"), "a 404 is asked once")
+}
+
+// HF_HUB_DOWNLOAD_TIMEOUT bounds one attempt of a metadata request; the
+// next attempt is the run's policy's.
+func TestDownloadTimeoutBoundsOneMetadataAttempt(t *testing.T) {
+	h := hubtest.New(t)
+	h.Push("org/llm", "main", model(1))
+	var once sync.Once
+	h.OnTreePage(func(int) { once.Do(func() { time.Sleep(1500 * time.Millisecond) }) }) // the first page hangs
+	core, logs := observer.New(zap.WarnLevel)
+	set := engine.New(engine.WithRetry(2, time.Millisecond, time.Millisecond), engine.WithLogger(zap.New(core))).PlanSettings()
+	plan, err := New(set, WithGetenv(env(h, "HF_HUB_DOWNLOAD_TIMEOUT", "1"))).Plan(context.Background(), "hf://org/llm")
+	require.NoError(t, err)
+	assert.Len(t, plan.Files, 4)
+	retries := logs.FilterMessage("retrying").All()
+	require.Len(t, retries, 1)
+	// The header wait has the same bound; either timer may fire first.
+	assert.Regexp(t, `no complete answer within 1s|timeout awaiting response headers`, retries[0].ContextMap()["error"])
 }

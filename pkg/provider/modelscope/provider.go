@@ -31,12 +31,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/hf/hubclient"
 )
 
@@ -50,10 +51,12 @@ const (
 
 // Provider plans modelscope:// sources.
 type Provider struct {
-	getenv func(string) string
-	log    *zap.Logger
-	conns  int
+	set     provider.Settings
+	getenv  func(string) string
+	limiter *httpx.Limiter
 }
+
+var _ provider.Planner = (*Provider)(nil)
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -61,15 +64,15 @@ type Option func(*Provider)
 // WithGetenv sets where MODELSCOPE_* variables are read (tests).
 func WithGetenv(f func(string) string) Option { return func(p *Provider) { p.getenv = f } }
 
-// WithLogger sets the logger.
-func WithLogger(l *zap.Logger) Option { return func(p *Provider) { p.log = l } }
+// WithLimiter bounds this provider's requests in flight together with
+// every other client sharing l (the run-wide --concurrency bound).
+func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
 
-// WithConns sizes the connection pool.
-func WithConns(n int) Option { return func(p *Provider) { p.conns = n } }
-
-// New returns the modelscope:// provider.
-func New(opts ...Option) *Provider {
-	p := &Provider{getenv: func(string) string { return "" }, log: zap.NewNop(), conns: 16}
+// New returns the modelscope:// provider. set gives the logger, the
+// connection pool size and the retry policy of metadata requests (each
+// attempt within --read-timeout: the SDK has no timeout variable).
+func New(set provider.Settings, opts ...Option) *Provider {
+	p := &Provider{set: set, getenv: func(string) string { return "" }}
 	for _, o := range opts {
 		o(p)
 	}
@@ -216,7 +219,7 @@ func (p *Provider) pin(ctx context.Context, c *hubclient.Client, cls classifier,
 	_, err := c.GetJSON(ctx, u, cls.classify("commits"), &hist)
 	if err == nil && hist.Code == http.StatusOK && len(hist.Data.Commit) > 0 && hist.Data.Commit[0].ID != "" {
 		id := hist.Data.Commit[0].ID
-		p.log.Info("resolved ModelScope revision", zap.String("source", ref.String()), zap.String("revision", rev), zap.String("commit", id))
+		p.set.Logger().Info("resolved ModelScope revision", zap.String("source", ref.String()), zap.String("revision", rev), zap.String("commit", id))
 		return id, "commit " + id
 	}
 	if ctx.Err() == nil {
@@ -224,7 +227,7 @@ func (p *Provider) pin(ctx context.Context, c *hubclient.Client, cls classifier,
 		if err != nil {
 			msg = err.Error()
 		}
-		p.log.Warn("ModelScope did not name the revision's commit; downloading by name, each file checked against its SHA-256",
+		p.set.Logger().Warn("ModelScope did not name the revision's commit; downloading by name, each file checked against its SHA-256",
 			zap.String("source", ref.String()), zap.String("revision", rev), zap.String("error", msg))
 	}
 	return rev, "revision " + rev + " (commit not reported by the hub)"
@@ -247,7 +250,7 @@ func (p *Provider) client() (*hubclient.Client, classifier, error) {
 	if err != nil || ep.Host == "" || ep.User != nil {
 		return nil, classifier{}, engine.Permanent(fmt.Errorf("MODELSCOPE_DOMAIN %q is not a host name such as %s", domain, DefaultDomain))
 	}
-	cfg := hubclient.Config{Endpoint: ep, Conns: p.conns, Logger: p.log, HeaderTimeout: time.Minute}
+	cfg := hubclient.Config{Endpoint: ep, Limiter: p.limiter}
 	tok := strings.TrimSpace(p.getenv("MODELSCOPE_API_TOKEN"))
 	if tok != "" {
 		cookie := (&http.Cookie{Name: "m_session_id", Value: tok}).String()
@@ -257,5 +260,9 @@ func (p *Provider) client() (*hubclient.Client, classifier, error) {
 			h.Set("Authorization", bearer)
 		}
 	}
-	return hubclient.New(cfg), classifier{endpoint: strings.TrimRight(ep.String(), "/"), token: tok != ""}, nil
+	c, err := hubclient.New(p.set, cfg)
+	if err != nil {
+		return nil, classifier{}, engine.Permanent(err)
+	}
+	return c, classifier{endpoint: strings.TrimRight(ep.String(), "/"), token: tok != ""}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/storage-initializer/storage-initializer/internal/hubtest"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 func bytesOf(n int, seed byte) []byte {
@@ -42,6 +43,13 @@ func env(h *hubtest.Hub, extra ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// settings are the run's settings the provider plans with: quick
+// backoff, but a Retry-After of a second is still honoured (the engine caps
+// it at three times the largest backoff).
+func settings() provider.Settings {
+	return engine.New(engine.WithRetry(4, 10*time.Millisecond, time.Second)).PlanSettings()
+}
+
 func fetch(t *testing.T, plan *engine.Plan) (string, error) {
 	t.Helper()
 	dest := t.TempDir()
@@ -57,7 +65,7 @@ func TestPlanPinsCommitAndVerifiesSHA256(t *testing.T) {
 	var once sync.Once
 	// A push while downloading: the plan reads the pinned commit only.
 	h.OnRange(func(hubtest.Request) { once.Do(func() { h.Push("qwen/Qwen-7B", "master", model(7)) }) })
-	p := New(WithGetenv(env(h, "MODELSCOPE_API_TOKEN", h.Token)))
+	p := New(settings(), WithGetenv(env(h, "MODELSCOPE_API_TOKEN", h.Token)))
 
 	plan, err := p.Plan(context.Background(), "modelscope://qwen/Qwen-7B")
 	require.NoError(t, err)
@@ -98,7 +106,7 @@ func TestSubfolderTagAndErrors(t *testing.T) {
 	h.Push("org/m", "master", model(2))
 	h.Push("org/private", "master", model(1))
 	h.Private("org/private")
-	p := New(WithGetenv(env(h)))
+	p := New(settings(), WithGetenv(env(h)))
 
 	plan, err := p.Plan(context.Background(), "modelscope://org/m/onnx:v1.0.0")
 	require.NoError(t, err)
@@ -116,7 +124,7 @@ func TestSubfolderTagAndErrors(t *testing.T) {
 	assert.Contains(t, err.Error(), "model not found")
 	assert.Contains(t, err.Error(), "MODELSCOPE_API_TOKEN")
 
-	tok := New(WithGetenv(env(h, "MODELSCOPE_API_TOKEN", h.Token)))
+	tok := New(settings(), WithGetenv(env(h, "MODELSCOPE_API_TOKEN", h.Token)))
 	_, err = tok.Plan(context.Background(), "modelscope://org/private")
 	require.NoError(t, err)
 
@@ -131,11 +139,11 @@ func TestSubfolderTagAndErrors(t *testing.T) {
 }
 
 func TestDomainWithoutSchemeIsHTTPS(t *testing.T) {
-	p := New(WithGetenv(func(k string) string { return map[string]string{"MODELSCOPE_DOMAIN": "mirror.example"}[k] }))
+	p := New(settings(), WithGetenv(func(k string) string { return map[string]string{"MODELSCOPE_DOMAIN": "mirror.example"}[k] }))
 	c, _, err := p.client()
 	require.NoError(t, err)
 	assert.Equal(t, "https://mirror.example", c.Endpoint().String())
-	c, _, err = New().client()
+	c, _, err = New(settings()).client()
 	require.NoError(t, err)
 	assert.Equal(t, "https://"+DefaultDomain, c.Endpoint().String())
 }

@@ -1,8 +1,10 @@
 // Package hubclient is the HTTP plumbing the model-hub providers (hf://,
-// modelscope://) share: one client that sends credentials only to the hub's
-// own host (never to a CDN a file redirects to), bounded retries with
-// Retry-After for metadata requests, and a ranged loader that resolves a
-// file's redirect once and re-resolves it when a signed URL expires.
+// modelscope://) share: one client (internal/httpx) that sends credentials
+// only to the hub's own host (never to a CDN a file redirects to),
+// metadata requests under the run's retry policy (provider.Settings.Retry)
+// with the hubs' Retry-After and RateLimit hints, and a ranged loader that
+// resolves a file's redirect once and re-resolves it when a signed URL
+// expires.
 package hubclient
 
 import (
@@ -12,15 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 // Config describes one hub.
@@ -29,59 +30,37 @@ type Config struct {
 	Endpoint *url.URL
 	// Auth sets credentials on a request to Endpoint's host; nil: anonymous.
 	Auth func(http.Header)
-	// MetaTimeout bounds one metadata request, body included.
+	// MetaTimeout, when set, bounds each attempt of a metadata request,
+	// body included (HF_HUB_DOWNLOAD_TIMEOUT). Every attempt is bounded by
+	// --read-timeout anyway; attempts and backoff are the run's policy.
 	MetaTimeout time.Duration
 	// HeaderTimeout bounds the wait for response headers of any request
-	// (downloads included); bodies are bounded by the engine's stall timeout.
+	// (downloads included); zero is httpx's default. Bodies are bounded by
+	// the engine's stall timeout.
 	HeaderTimeout time.Duration
-	// Conns is how many requests may run at once (connection pool size).
-	Conns  int
-	Logger *zap.Logger
+	// Limiter, when set, is the run-wide bound on requests in flight.
+	Limiter *httpx.Limiter
 }
 
 // Client talks to one hub.
 type Client struct {
 	http *http.Client
 	cfg  Config
-	log  *zap.Logger
+	set  provider.Settings
 }
 
-// Metadata requests are retried here (the engine retries only ranges):
-// transient failures and throttling, with backoff and Retry-After.
-const (
-	metaAttempts  = 4
-	metaBaseDelay = 500 * time.Millisecond
-	metaMaxDelay  = 30 * time.Second
-	maxRedirects  = 10
-)
-
-// New returns a client for cfg.
-func New(cfg Config) *Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = http.ProxyFromEnvironment
-	tr.MaxIdleConnsPerHost = max(cfg.Conns, 2)
-	tr.MaxIdleConns = max(cfg.Conns*2, 100)
-	// Bytes are stored as served: the Hub gzips text files for clients that
-	// accept it (huggingface_hub asks for identity for the same reason).
-	tr.DisableCompression = true
-	tr.ResponseHeaderTimeout = cfg.HeaderTimeout
-	if cfg.MetaTimeout <= 0 {
-		cfg.MetaTimeout = 30 * time.Second
+// New returns a client for cfg; set gives the pool size and the retry
+// policy of metadata requests.
+func New(set provider.Settings, cfg Config) (*Client, error) {
+	hc, err := httpx.NewClient(httpx.Options{Conns: set.Conns(), ResponseHeaderTimeout: cfg.HeaderTimeout, Limiter: cfg.Limiter})
+	if err != nil {
+		return nil, fmt.Errorf("hub client for %s: %w", Display(cfg.Endpoint), err)
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return &Client{
-		// Redirects are never followed by net/http: it would forward
-		// Authorization to a subdomain (cdn-lfs.huggingface.co). Callers
-		// follow them and decide per host.
-		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
-		cfg: cfg,
-		log: log,
-	}
+	// Redirects are never followed by net/http: a hop to the CDN must not
+	// carry the hub's credentials, and a file's final URL is remembered
+	// (File). follow resolves them under httpx's redirect policy.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{http: hc, cfg: cfg, set: set}, nil
 }
 
 // Endpoint is the hub's base URL.
@@ -117,6 +96,14 @@ func (c *Client) OnEndpoint(u *url.URL) bool {
 // only when u is on the endpoint. Errors never repeat the URL (a signed CDN
 // URL carries its signature in the query).
 func (c *Client) Do(ctx context.Context, method string, u *url.URL, hdr http.Header) (*http.Response, error) {
+	req, err := c.newRequest(ctx, method, u, hdr)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(req)
+}
+
+func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, hdr http.Header) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, Display(u), err)
@@ -129,6 +116,10 @@ func (c *Client) Do(ctx context.Context, method string, u *url.URL, hdr http.Hea
 	if c.cfg.Auth != nil && c.OnEndpoint(u) {
 		c.cfg.Auth(req.Header)
 	}
+	return req, nil
+}
+
+func (c *Client) send(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -137,11 +128,53 @@ func (c *Client) Do(ctx context.Context, method string, u *url.URL, hdr http.Hea
 		}
 		var cv *tls.CertificateVerificationError
 		if errors.As(err, &cv) {
-			return nil, engine.Permanent(fmt.Errorf("%s %s: %w: add the hub's CA to SSL_CERT_FILE", method, Display(u), err))
+			return nil, engine.Permanent(fmt.Errorf("%s %s: %w: add the hub's CA to SSL_CERT_FILE", req.Method, Display(req.URL), err))
 		}
-		return nil, fmt.Errorf("%s %s: %w", method, Display(u), err)
+		return nil, fmt.Errorf("%s %s: %w", req.Method, Display(req.URL), err)
 	}
 	return resp, nil
+}
+
+// follow sends method to u and follows redirects itself, under the
+// binary's one redirect policy (httpx.CheckRedirect: at most
+// httpx.MaxRedirects hops, never from https to http, no credentials again
+// once the chain has left the hub); allow, when set, vets each target. It
+// returns the final response and the URL that answered it (u itself when
+// nothing redirected).
+func (c *Client) follow(ctx context.Context, method string, u *url.URL, hdr http.Header, allow func(*url.URL) error) (*http.Response, *url.URL, error) {
+	policy := httpx.CheckRedirect()
+	var via []*http.Request
+	for {
+		req, err := c.newRequest(ctx, method, u, hdr)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(via) > 0 {
+			if err := policy(req, via); err != nil {
+				return nil, nil, engine.Permanent(fmt.Errorf("%s %s: %w", method, Display(via[0].URL), err))
+			}
+		}
+		resp, err := c.send(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		loc := resp.Header.Get("Location")
+		if !isRedirect(resp.StatusCode) || loc == "" {
+			return resp, u, nil
+		}
+		drain(resp)
+		next, err := u.Parse(loc)
+		if err != nil || (next.Scheme != "https" && next.Scheme != "http") {
+			return nil, nil, engine.Permanent(fmt.Errorf("%s %s: unusable redirect from %s", method, Display(u), u.Host))
+		}
+		if allow != nil {
+			if err := allow(next); err != nil {
+				return nil, nil, err
+			}
+		}
+		via = append(via, req)
+		u = next
+	}
 }
 
 // Display renders u for messages: scheme, host and path, never the query.
@@ -155,14 +188,17 @@ func Display(u *url.URL) string {
 type Classify func(resp *http.Response) error
 
 // StatusError maps a non-success response to an error with the engine's
-// retry semantics: 429 and 503 are retried after Retry-After, other 5xx and
-// 408 are retried, everything else is Permanent.
+// retry semantics: 429 and 503 are retried, after the delay the hub asks
+// for (RetryAfter) when it names one; other 5xx and 408 are retried;
+// everything else is Permanent.
 func StatusError(resp *http.Response, classify Classify) error {
 	err := classify(resp)
 	switch code := resp.StatusCode; {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		d, _ := RetryAfter(resp.Header, time.Now())
-		return engine.RetryAfter(&throttled{err: err, after: d}, d)
+		if d, ok := RetryAfter(resp.Header, time.Now()); ok {
+			return engine.RetryAfter(err, d)
+		}
+		return err
 	case code >= 500 || code == http.StatusRequestTimeout:
 		return err
 	default:
@@ -170,85 +206,51 @@ func StatusError(resp *http.Response, classify Classify) error {
 	}
 }
 
-// throttled keeps the server's delay readable here (the engine's own
-// wrapper is private to it).
-type throttled struct {
-	err   error
-	after time.Duration
-}
-
-func (t *throttled) Error() string { return t.err.Error() }
-func (t *throttled) Unwrap() error { return t.err }
-
-// Retry runs fn up to metaAttempts times: Permanent errors and cancellation
-// end at once; a throttled error waits at least what the server asked.
-func (c *Client) Retry(ctx context.Context, what string, fn func(ctx context.Context) error) error {
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, c.cfg.MetaTimeout)
-		err := fn(actx)
-		timedOut := actx.Err() != nil && ctx.Err() == nil
-		cancel()
-		if err == nil {
-			return nil
+// Retry runs one metadata request with the run's retry policy
+// (provider.Settings.Retry: --max-attempts, backoff, Retry-After,
+// Permanent errors ending at once, each attempt within --read-timeout).
+// bound, when set, limits each attempt further (the hubs' own timeout
+// variables).
+func (c *Client) Retry(ctx context.Context, what string, bound time.Duration, attempt func(ctx context.Context) error) error {
+	return c.set.Retry(ctx, what, func(ctx context.Context) error {
+		if bound <= 0 {
+			return attempt(ctx)
 		}
-		if timedOut {
-			err = fmt.Errorf("%s: no complete answer within %s: %w", what, c.cfg.MetaTimeout, err)
+		actx, cancel := context.WithTimeout(ctx, bound)
+		defer cancel()
+		err := attempt(actx)
+		if err != nil && actx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("%s: no complete answer within %s: %w", what, bound, err)
 		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		if engine.IsPermanent(err) || attempt >= metaAttempts {
-			return err
-		}
-		d := metaBaseDelay << (attempt - 1)
-		d = d/2 + rand.N(d/2+1)
-		var th *throttled
-		if errors.As(err, &th) && th.after > d {
-			d = min(th.after, metaMaxDelay)
-		}
-		c.log.Warn("retrying hub request", zap.String("request", what), zap.Int("attempt", attempt),
-			zap.Duration("delay", d), zap.String("error", err.Error()))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return context.Cause(ctx)
-		case <-t.C:
-		}
-	}
+		return err
+	})
 }
 
 // GetJSON fetches u (retried), decodes the body into v and returns the
 // response headers (for Link pagination). Same-origin redirects are
 // followed (a renamed repository, as huggingface_hub does for HEAD).
 func (c *Client) GetJSON(ctx context.Context, u *url.URL, classify Classify, v any) (http.Header, error) {
-	var hdr http.Header
-	err := c.Retry(ctx, "GET "+Display(u), func(ctx context.Context) error {
-		target := u
-		for hop := 0; ; hop++ {
-			resp, err := c.Do(ctx, http.MethodGet, target, http.Header{"Accept": {"application/json"}})
-			if err != nil {
-				return err
-			}
-			if loc := resp.Header.Get("Location"); isRedirect(resp.StatusCode) && loc != "" && hop < maxRedirects {
-				drain(resp)
-				next, err := target.Parse(loc)
-				if err != nil || !c.OnEndpoint(next) {
-					return engine.Permanent(fmt.Errorf("GET %s: redirected off the hub to %q", Display(u), loc))
-				}
-				target = next
-				continue
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode/100 != 2 {
-				return StatusError(resp, classify)
-			}
-			if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(v); err != nil {
-				return fmt.Errorf("GET %s: decode answer: %w", Display(u), err)
-			}
-			hdr = resp.Header
-			return nil
+	onHub := func(next *url.URL) error {
+		if !c.OnEndpoint(next) {
+			return engine.Permanent(fmt.Errorf("GET %s: redirected off the hub to %s", Display(u), Display(next)))
 		}
+		return nil
+	}
+	var hdr http.Header
+	err := c.Retry(ctx, "GET "+Display(u), c.cfg.MetaTimeout, func(ctx context.Context) error {
+		resp, _, err := c.follow(ctx, http.MethodGet, u, http.Header{"Accept": {"application/json"}}, onHub)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return StatusError(resp, classify)
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(v); err != nil {
+			return fmt.Errorf("GET %s: decode answer: %w", Display(u), err)
+		}
+		hdr = resp.Header
+		return nil
 	})
 	return hdr, err
 }

@@ -76,34 +76,21 @@ func (f *File) forget(u *url.URL) {
 	f.mu.Unlock()
 }
 
-// get sends the ranged GET to u and follows redirects itself, remembering
-// where they end; it returns the response and the URL that answered.
+// get sends the ranged GET to u, following redirects (Client.follow) and
+// remembering where they end; it returns the response and the URL that
+// answered.
 func (f *File) get(ctx context.Context, u *url.URL, length, offset int64) (*http.Response, *url.URL, error) {
 	hdr := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)}}
-	for hop := 0; ; hop++ {
-		resp, err := f.Client.Do(ctx, http.MethodGet, u, hdr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f.Name, err)
-		}
-		loc := resp.Header.Get("Location")
-		if !isRedirect(resp.StatusCode) || loc == "" {
-			if hop > 0 {
-				f.mu.Lock()
-				f.final = u
-				f.mu.Unlock()
-			}
-			return resp, u, nil
-		}
-		drain(resp)
-		next, err := u.Parse(loc)
-		if err != nil || (next.Scheme != "https" && next.Scheme != "http") {
-			return nil, nil, engine.Permanent(fmt.Errorf("%s: unusable redirect from %s", f.Name, u.Host))
-		}
-		if hop >= maxRedirects {
-			return nil, nil, engine.Permanent(fmt.Errorf("%s: more than %d redirects", f.Name, maxRedirects))
-		}
-		u = next
+	resp, at, err := f.Client.follow(ctx, http.MethodGet, u, hdr, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", f.Name, err)
 	}
+	if at != u { // redirected: later ranges go straight there
+		f.mu.Lock()
+		f.final = at
+		f.mu.Unlock()
+	}
+	return resp, at, nil
 }
 
 func (f *File) read(resp *http.Response, at *url.URL, length, offset int64, fn func(io.Reader) error) error {
