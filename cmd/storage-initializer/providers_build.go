@@ -14,9 +14,10 @@ import (
 // buildProviders constructs every provider this binary ships.
 //
 // Every data request already holds one of the engine's --concurrency
-// tokens; the S3, OCI and http(s) transports also share one limiter of the
-// same size at the wire, so planning requests (listings, HEADs, manifests,
-// registry tokens) can never add to what the servers see.
+// tokens; the S3, OCI, http(s), Hugging Face and ModelScope transports also
+// share one limiter of the same size at the wire, so planning requests
+// (listings, HEADs, manifests, registry tokens) never add to what the
+// servers see.
 func buildProviders(set provider.Settings, cfg *config, getenv func(string) string) []provider.Planner {
 	wire := httpx.NewLimiter(set.Conns())
 	ociOpts := []oci.Option{oci.WithGetenv(getenv), oci.WithPlatform(cfg.platform), oci.WithCABundle(cfg.caBundle),

@@ -15,6 +15,6 @@ func TestLoaderConformance(t *testing.T) {
 	api := func(h *hubtest.Hub) *httptest.Server { return h.API }
 	loadertest.RunHub(t, api, func(t *testing.T, h *hubtest.Hub, content []byte) (*engine.Plan, error) {
 		h.Push("org/llm", "main", map[string][]byte{"w.bin": content})
-		return New(WithGetenv(env(h))).Plan(t.Context(), "hf://org/llm")
+		return New(settings(), WithGetenv(env(h))).Plan(t.Context(), "hf://org/llm")
 	})
 }

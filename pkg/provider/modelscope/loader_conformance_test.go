@@ -16,6 +16,6 @@ func TestLoaderConformance(t *testing.T) {
 	ms := func(h *hubtest.Hub) *httptest.Server { return h.MS }
 	loadertest.RunHub(t, ms, func(t *testing.T, h *hubtest.Hub, content []byte) (*engine.Plan, error) {
 		h.Push("qwen/tiny", "master", map[string][]byte{"w.bin": content})
-		return New(WithGetenv(env(h))).Plan(t.Context(), "modelscope://qwen/tiny")
+		return New(settings(), WithGetenv(env(h))).Plan(t.Context(), "modelscope://qwen/tiny")
 	})
 }
