@@ -12,7 +12,7 @@ import (
 // Throttle answers the first Times requests Match picks with Status (503
 // or 429) and a Retry-After header, in seconds or as an HTTP-date, then
 // lets every request through. It records when it answered and when the
-// next picked request came, so a test can check the client waited.
+// client tried that same request again, so a test can check it waited.
 type Throttle struct {
 	Status int // http.StatusServiceUnavailable or http.StatusTooManyRequests
 	Times  int // 0 means 1
@@ -22,10 +22,21 @@ type Throttle struct {
 	// an HTTP-date has no fraction), else as whole seconds.
 	After time.Duration
 	Date  bool
+	// Key names a request for Waited: the wait ends when a request with
+	// the throttled one's key comes. Default: method, path, query, Range.
+	Key func(*http.Request) string
 
 	mu       sync.Mutex
 	answered []time.Time
-	next     time.Time // first picked request after the last answer
+	key      string    // the last throttled request: method, path, query, Range
+	next     time.Time // when that same request came again
+}
+
+func (t *Throttle) keyOf(r *http.Request) string {
+	if t.Key != nil {
+		return t.Key(r)
+	}
+	return r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery + " " + r.Header.Get("Range")
 }
 
 // RetryAfterValue is the header value for a throttled answer at now.
@@ -50,7 +61,8 @@ func (t *Throttle) Wrap(h http.Handler) http.Handler {
 		throttle := len(t.answered) < times
 		if throttle {
 			t.answered = append(t.answered, now)
-		} else if t.next.IsZero() {
+			t.key, t.next = t.keyOf(r), time.Time{}
+		} else if t.next.IsZero() && t.keyOf(r) == t.key {
 			t.next = now
 		}
 		t.mu.Unlock()
@@ -67,8 +79,9 @@ func (t *Throttle) Wrap(h http.Handler) http.Handler {
 	})
 }
 
-// Waited is the time from the last throttled answer to the next picked
-// request (0 when there was none yet), and how many were throttled.
+// Waited is the time from the last throttled answer to the same request
+// (method, path, query and Range) made again (0 when it was not yet), and
+// how many requests were throttled.
 func (t *Throttle) Waited() (time.Duration, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
