@@ -440,3 +440,35 @@ func TestE2EBoundHF(t *testing.T) {
 	runBoundMatrix(t, accBoundCase{name: "hf", gauge: g, env: []string{"HF_ENDPOINT=" + api},
 		args: []string{"hf://org/m", "{dest0}"}, want: []map[string][]byte{want}})
 }
+
+// TestE2EBoundAcrossProviders runs an s3, an oci and an http pair in one
+// invocation with one gauge across the three servers: the bound is the
+// run's, so no pair's planning or data may add to another's requests.
+func TestE2EBoundAcrossProviders(t *testing.T) {
+	m := testenv.MinIO(t)
+	r := testenv.Registry(t)
+	g := &faultproxy.Gauge{Delay: accDelay}
+
+	bucket := m.Bucket(t)
+	s3Model := map[string][]byte{"a.bin": testenv.Random(1<<20+1, 61), "b/c.bin": testenv.Random(700_000, 62)}
+	for k, v := range s3Model {
+		m.Put(t, bucket, "model/"+k, v, "CRC64NVME")
+	}
+	_, s3URL := accFront(t, m.Endpoint, g, faultproxy.Config{})
+
+	layers, ociModel := accModelcar(t, 6, 600_000, 2)
+	accPush(t, r.Plain, accRepo(t), "v1", "", accImageConfig(), layers...)
+	_, regURL := accFront(t, "http://"+r.Plain, g, faultproxy.Config{})
+
+	weights := testenv.Random(1<<20+3, 63)
+	srv := httptest.NewServer(g.Wrap(accFileServer(map[string][]byte{"/w/weights.bin": weights})))
+	t.Cleanup(srv.Close)
+
+	runBoundMatrix(t, accBoundCase{name: "s3 + oci + http in one run", gauge: g, env: accS3Env(m, s3URL),
+		args: []string{
+			"s3://" + bucket + "/model", "{dest0}",
+			"oci://" + accHost(regURL) + "/" + accRepo(t) + ":v1", "{dest1}",
+			srv.URL + "/w/weights.bin", "{dest2}",
+		},
+		want: []map[string][]byte{s3Model, ociModel, {"weights.bin": weights}}})
+}

@@ -325,3 +325,33 @@ func TestE2EStageRerunAfterSuccessFetchesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EStageCorruptTarRepushedThenRerun pushes a modelcar whose second
+// layer matches its digest but is not a tar (extraction fails), then fixes
+// the tag (a new image, so a new unit) and reruns into the same DEST:
+// exactly the model, and nothing left of the failed image's stage.
+func TestE2EStageCorruptTarRepushedThenRerun(t *testing.T) {
+	r := testenv.Registry(t)
+	repo := accRepo(t)
+	layers, want := accModelcar(t, 9, 300_000, 3)
+	bad := append([]accLayer(nil), layers...)
+	garbage := accTarGz(t, map[string][]byte{"x": testenv.Random(100_000, 99)})
+	bad[1] = accLayer{MediaType: accMTLayerGzip, Data: garbage[:len(garbage)/2]} // a gzip stream cut halfway
+	accPush(t, r.Plain, repo, "v1", "", accImageConfig(), bad...)
+	for _, cache := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cache-%v", cache), func(t *testing.T) {
+			accPush(t, r.Plain, repo, "v1", "", accImageConfig(), bad...)
+			dest := filepath.Join(t.TempDir(), "m")
+			args := accCacheArgs(t, cache)
+			src := "oci://" + r.Plain + "/" + repo + ":v1"
+			_, stderr, code := runSI(t, nil, append(args, "--max-attempts", "2", src, dest)...)
+			assert.NotEqual(t, 0, code, "a layer that is not a tar was accepted: %s", lastLines(stderr, 5))
+			assert.Empty(t, accOutside(t, dest), "files committed into DEST by a failed pull")
+
+			accPush(t, r.Plain, repo, "v1", "", accImageConfig(), layers...)
+			_, stderr, code = runSI(t, nil, append(args, src, dest)...)
+			require.Equal(t, 0, code, "rerun: %s", lastLines(stderr, 10))
+			accExactly(t, dest, want, "after the fixed image was pulled into the same DEST")
+		})
+	}
+}
