@@ -327,9 +327,11 @@ func TestE2EStageRerunAfterSuccessFetchesNothing(t *testing.T) {
 }
 
 // TestE2EStageCorruptTarRepushedThenRerun pushes a modelcar whose second
-// layer matches its digest but is not a tar (extraction fails), then fixes
-// the tag (a new image, so a new unit) and reruns into the same DEST:
-// exactly the model, and nothing left of the failed image's stage.
+// layer matches its digest but is not a tar (extraction fails; the proxy
+// holds that blob a second so the other layers are verified first, and
+// kept for a rerun), then fixes the tag (a new image, so a new unit) and
+// reruns into the same DEST: exactly the model, and nothing left of the
+// failed image's stage.
 func TestE2EStageCorruptTarRepushedThenRerun(t *testing.T) {
 	r := testenv.Registry(t)
 	repo := accRepo(t)
@@ -337,16 +339,19 @@ func TestE2EStageCorruptTarRepushedThenRerun(t *testing.T) {
 	bad := append([]accLayer(nil), layers...)
 	garbage := accTarGz(t, map[string][]byte{"x": testenv.Random(100_000, 99)})
 	bad[1] = accLayer{MediaType: accMTLayerGzip, Data: garbage[:len(garbage)/2]} // a gzip stream cut halfway
-	accPush(t, r.Plain, repo, "v1", "", accImageConfig(), bad...)
+	_, url := accFront(t, "http://"+r.Plain, nil, faultproxy.Config{Rules: []faultproxy.Rule{
+		{Kind: faultproxy.StallHeaders, Path: "/blobs/" + bad[1].digest() + "$", Stall: faultproxy.Duration(time.Second)}}})
+	src := "oci://" + accHost(url) + "/" + repo + ":v1"
 	for _, cache := range []bool{false, true} {
 		t.Run(fmt.Sprintf("cache-%v", cache), func(t *testing.T) {
 			accPush(t, r.Plain, repo, "v1", "", accImageConfig(), bad...)
 			dest := filepath.Join(t.TempDir(), "m")
 			args := accCacheArgs(t, cache)
-			src := "oci://" + r.Plain + "/" + repo + ":v1"
 			_, stderr, code := runSI(t, nil, append(args, "--max-attempts", "2", src, dest)...)
 			assert.NotEqual(t, 0, code, "a layer that is not a tar was accepted: %s", lastLines(stderr, 5))
 			assert.Empty(t, accOutside(t, dest), "files committed into DEST by a failed pull")
+			kept, _ := filepath.Glob(filepath.Join(dest, engineStateDir, "unit-*", "blob-*.done"))
+			t.Logf("verified blobs kept by the failed pull: %d; %s", len(kept), lastLines(stderr, 6))
 
 			accPush(t, r.Plain, repo, "v1", "", accImageConfig(), layers...)
 			_, stderr, code = runSI(t, nil, append(args, src, dest)...)
