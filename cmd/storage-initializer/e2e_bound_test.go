@@ -426,7 +426,6 @@ func (w *locationWriter) Write(p []byte) (int, error) {
 func (w *locationWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestE2EBoundHF(t *testing.T) {
-	pvce2eRequireScheme(t, "hf://registered/check")
 	h := hubtest.New(t)
 	want := map[string][]byte{
 		"config.json":          []byte(`{"architectures":["X"]}`),

@@ -66,7 +66,6 @@ func accChunkedServer(t *testing.T, body []byte, stall func(n int) bool) (*httpt
 }
 
 func TestE2EStalledChunkedSingleStream(t *testing.T) {
-	pvce2eRequireScheme(t, "http://registered.invalid/")
 	body := testenv.Random(1<<20+333, 41)
 	flags := []string{"--read-timeout", "2s", "--max-attempts", "2"}
 
@@ -128,7 +127,6 @@ type accRetryAfterCase struct {
 func TestE2ERetryAfterEveryProvider(t *testing.T) {
 	m := testenv.MinIO(t)
 	r := testenv.Registry(t)
-	pvce2eRequireScheme(t, "hf://registered/check")
 
 	s3Model := map[string][]byte{"a.bin": testenv.Random(300_000, 51), "config.json": []byte(`{"s3":1}`)}
 	bucket := m.Bucket(t)

@@ -360,3 +360,41 @@ func TestE2EStageCorruptTarRepushedThenRerun(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EStageModelPackRerunFetchesNothing: a ModelPack mixing a raw layer
+// (a plain file) and a tar layer (a unit) is not fetched again by a rerun.
+func TestE2EStageModelPackRerunFetchesNothing(t *testing.T) {
+	r := testenv.Registry(t)
+	w := testenv.Random(700_000, 81)
+	docs := map[string][]byte{"README.md": []byte("# m\n"), "sub/notes.txt": testenv.Random(50_000, 82)}
+	cfg := accLayer{MediaType: accMTMPConfig, Data: []byte(`{"descriptor":{"name":"m"}}`)}
+	accPush(t, r.Plain, accRepo(t), "v1", accMTModelPack, cfg,
+		accLayer{MediaType: accMTMPRaw, Data: w, Annotations: map[string]string{"org.cncf.model.filepath": "model.safetensors"}},
+		accLayer{MediaType: "application/vnd.cncf.model.doc.v1.tar+gzip", Data: accTarGz(t, docs),
+			Annotations: map[string]string{"org.cncf.model.filepath": "docs"}},
+	)
+	want := map[string][]byte{"model.safetensors": w, "docs/README.md": docs["README.md"], "docs/sub/notes.txt": docs["sub/notes.txt"]}
+	blobs := &faultproxy.Gauge{Count: func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
+	}}
+	_, url := accFront(t, "http://"+r.Plain, blobs, faultproxy.Config{})
+	src := "oci://" + accHost(url) + "/" + accRepo(t) + ":v1"
+	for _, cache := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cache-%v", cache), func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "m")
+			args := accCacheArgs(t, cache)
+			_, stderr, code := runSI(t, nil, append(args, src, dest)...)
+			require.Equal(t, 0, code, stderr)
+			accExactly(t, dest, want)
+			blobs.Reset()
+			sum := filepath.Join(t.TempDir(), "summary.json")
+			_, stderr, code = runSI(t, nil, append(args, "--summary-json", sum, src, dest)...)
+			require.Equal(t, 0, code, stderr)
+			assert.Zero(t, blobs.Total(), "a rerun fetched blobs: %v", blobs.Seen())
+			accExactly(t, dest, want)
+			for p, st := range accSummary(t, sum) {
+				assert.Equal(t, "present", st, p)
+			}
+		})
+	}
+}
