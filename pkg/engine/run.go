@@ -130,6 +130,7 @@ func (e *Engine) Run(ctx context.Context, dest string, p *Plan) (*Report, error)
 	if e.cache != nil {
 		e.cache.evict(e.log)
 	}
+	removeStaleUnits(root, p.Units)
 	removeStateDirIfEmpty(root)
 	rep.Duration = time.Since(start)
 	if p.Resolved != "" {

@@ -47,10 +47,7 @@ func (e *Engine) PlanSettings() PlanSettings {
 // Retry-After (RetryAfter errors), Permanent errors ending at once. Each
 // attempt must answer within --read-timeout.
 func (s PlanSettings) Retry(ctx context.Context, what string, attempt func(context.Context) error) error {
-	p := s.policy
-	if p.maxAttempts == 0 {
-		p = retryPolicy{maxAttempts: DefaultMaxAttempts, baseDelay: 200 * time.Millisecond, maxDelay: 10 * time.Second}
-	}
+	p := s.pol()
 	timeout := s.ReadTimeout()
 	return p.do(ctx, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -90,4 +87,31 @@ func (s PlanSettings) Chunk() int64 {
 		return DefaultChunkSize
 	}
 	return s.ChunkSize
+}
+
+// MaxAttempts is the number of attempts per request (--max-attempts), for
+// clients that run their own retry loop (the AWS SDK's planning requests)
+// under this policy.
+func (s PlanSettings) MaxAttempts() int {
+	return s.pol().maxAttempts
+}
+
+// Backoff is the policy's wait before retry number attempt (1-based): the
+// jittered exponential backoff, or the server's Retry-After when longer
+// (capped), for clients that run their own retry loop.
+func (s PlanSettings) Backoff(attempt int, retryAfter time.Duration) time.Duration {
+	p := s.pol()
+	d := p.backoff(attempt)
+	if retryAfter > d {
+		d = min(retryAfter, 3*p.maxDelay)
+	}
+	return d
+}
+
+// pol is the policy, the engine's defaults for settings built by hand.
+func (s PlanSettings) pol() retryPolicy {
+	if s.policy.maxAttempts == 0 {
+		return New().policy()
+	}
+	return s.policy
 }

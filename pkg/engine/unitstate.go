@@ -209,3 +209,24 @@ func commitTree(ctx context.Context, dest *os.Root, tree string) error {
 	}
 	return moveTree(ctx, dest, tree, ".")
 }
+
+// removeStaleUnits drops, after a successful run, the staging folders of
+// units this plan does not have: what a refused or superseded image (a tag
+// pushed again) left behind would otherwise stay in DEST for good.
+func removeStaleUnits(dest *os.Root, units []Unit) {
+	keep := map[string]bool{}
+	for _, u := range units {
+		keep["unit-"+safeID(u.ID)] = true
+	}
+	d, err := dest.Open(StateDir)
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, n := range names {
+		if strings.HasPrefix(n, "unit-") && !keep[n] {
+			_ = dest.RemoveAll(path.Join(StateDir, n))
+		}
+	}
+}

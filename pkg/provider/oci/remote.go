@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -14,7 +13,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/storage-initializer/storage-initializer/internal/httpx"
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/idletimeout"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 // repoClient is an authenticated connection to one repository: every
@@ -26,6 +27,7 @@ type repoClient struct {
 	client *http.Client
 	base   *http.Transport
 	from   string // where the credentials came from ("" = anonymous)
+	set    provider.Settings
 }
 
 // connect opens a client for ref's repository; ns, when set, is the
@@ -45,6 +47,7 @@ func (p *Provider) connect(ctx context.Context, ref name.Reference, ns string) (
 	// go-containerregistry builds its own clients (manifests, tokens): the
 	// redirect policy holds in the transport too.
 	inner = httpx.GuardRedirects(inner)
+	inner = retryAfterRecorder{next: inner}
 	if ns != "" {
 		inner = &nsTransport{base: inner, host: reg, ns: ns}
 	}
@@ -63,7 +66,7 @@ func (p *Provider) connect(ctx context.Context, ref name.Reference, ns string) (
 	// binary's redirect policy; the token transport only sends the
 	// registry's token to the registry.
 	hc := &http.Client{Transport: rt, CheckRedirect: httpx.CheckRedirect()}
-	return &repoClient{repo: repo, rt: rt, client: hc, base: base, from: from}, nil
+	return &repoClient{repo: repo, rt: rt, client: hc, base: base, from: from, set: p.set}, nil
 }
 
 // close releases idle connections.
@@ -90,31 +93,32 @@ func authHint(err error, from string) string {
 // manifest fetches a manifest or index by tag or digest. A manifest fetched
 // by digest is checked against it by go-containerregistry.
 func (c *repoClient) manifest(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
-	var last error
-	for attempt := range 3 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
-			}
-		}
-		d, err := remote.Get(ref, remote.WithTransport(c.rt), remote.WithContext(ctx))
+	var d *remote.Descriptor
+	err := c.set.Retry(ctx, "manifest "+ref.String(), func(ctx context.Context) error {
+		wait := &retryAfterBox{}
+		var err error
+		d, err = remote.Get(ref, remote.WithTransport(c.rt), remote.WithContext(context.WithValue(ctx, retryAfterKey{}, wait)))
 		if err == nil {
-			return d, nil
-		}
-		last = err
-		// Retry 5xx and 429 too: registries answer 503 without the JSON error
-		// codes go-containerregistry needs to call an error temporary.
-		var te *transport.Error
-		if ctx.Err() != nil || errors.As(err, &te) && !te.Temporary() && te.StatusCode < 500 && te.StatusCode != http.StatusTooManyRequests {
-			break
+			return nil
 		}
 		if _, refused := errors.AsType[*httpx.RedirectError](err); refused {
-			break
+			return engine.Permanent(err)
 		}
+		// Retry 5xx and 429 too: registries answer 503 without the JSON
+		// error codes go-containerregistry needs to call an error temporary.
+		var te *transport.Error
+		if errors.As(err, &te) && !te.Temporary() && te.StatusCode < 500 && te.StatusCode != http.StatusTooManyRequests {
+			return engine.Permanent(err)
+		}
+		if after := wait.get(); after > 0 {
+			return engine.RetryAfter(err, after)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest %s: %w%s", ref, err, authHint(err, c.from))
 	}
-	return nil, fmt.Errorf("fetch manifest %s: %w%s", ref, last, authHint(last, c.from))
+	return d, nil
 }
 
 // blobURL is the registry API address of a blob; the transport rewrites the

@@ -14,11 +14,8 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/storage-initializer/storage-initializer/internal/httpx"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
-
-// planAttempts bounds the SDK's own retries of planning requests (list,
-// head). Downloads are retried by the engine instead, see loader.go.
-const planAttempts = 4
 
 // client is an S3 API client plus what error messages need to say where
 // requests went and which credentials were used.
@@ -43,7 +40,8 @@ func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter
 // newClient builds an S3 client from resolved settings. conns is the number
 // of requests the engine keeps in flight: the connection pool must keep at
 // least that many idle connections or every range pays a new handshake.
-func newClient(ctx context.Context, s settings, conns int, l *httpx.Limiter) (*client, error) {
+func newClient(ctx context.Context, s settings, set provider.Settings, l *httpx.Limiter) (*client, error) {
+	conns := set.Conns()
 	ho := httpOptions(s, conns, l)
 	api, err := newAPIClient(ho)
 	if err != nil {
@@ -87,13 +85,15 @@ func newClient(ctx context.Context, s settings, conns int, l *httpx.Limiter) (*c
 		UsePathStyle:  s.PathStyle,
 		UseAccelerate: s.Accelerate,
 		AppID:         "storage-initializer",
-		// Planning requests are few and the engine is not involved, so the
-		// SDK retries them, without its client-side rate limiter (which
-		// exists to protect long-running services, not a one-shot job).
-		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = planAttempts
+		// Planning requests (list, head) are retried by the SDK, on the
+		// run's one policy: --max-attempts, its backoff, Retry-After;
+		// without the SDK's client-side rate limiter (which protects
+		// long-running services, not a one-shot job). Downloads are retried
+		// by the engine instead, see loader.go.
+		Retryer: planRetryer{RetryerV2: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = set.MaxAttempts()
 			o.RateLimiter = ratelimit.None
-		}),
+		}), set: set},
 		// Only add request checksums where S3 requires them and never
 		// validate responses: the engine verifies every file itself, with a
 		// faster CRC64NVME and across ranged reads, which the SDK skips.

@@ -30,7 +30,7 @@ func fakeS3(t *testing.T, page func(n int, r *http.Request) string) (*client, *a
 	}))
 	t.Cleanup(srv.Close)
 	c, err := newClient(t.Context(), settings{Endpoint: srv.URL, Region: "us-east-1", PathStyle: true, Anonymous: true,
-		ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second}, 4, nil)
+		ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second}, engine.New(engine.WithConcurrency(4)).PlanSettings(), nil)
 	require.NoError(t, err)
 	return c, &calls
 }

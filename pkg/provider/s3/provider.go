@@ -93,7 +93,7 @@ func (p *Provider) Files(ctx context.Context, src string) ([]engine.File, error)
 }
 
 func (p *Provider) planWith(ctx context.Context, s settings, loc location) ([]engine.File, error) {
-	c, err := newClient(ctx, s, p.set.Conns(), p.limiter)
+	c, err := newClient(ctx, s, p.set, p.limiter)
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("s3 client: %w", err))
 	}
