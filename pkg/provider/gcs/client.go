@@ -1,0 +1,122 @@
+package gcs
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"cloud.google.com/go/auth"
+	"cloud.google.com/go/auth/credentials"
+	"cloud.google.com/go/storage"
+	"go.uber.org/zap"
+	"google.golang.org/api/option"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+)
+
+// planningAttempts bounds the SDK's own retries of listing and metadata
+// requests (downloads are retried by the engine, never by the SDK).
+const planningAttempts = 4
+
+// client is one storage client and what it was configured from.
+type client struct {
+	sc         *storage.Client
+	where      string // endpoint, for messages and identities
+	credSource string // where the credentials came from, for messages
+	anonymous  bool
+}
+
+func (c *client) close() { _ = c.sc.Close() }
+
+// newClient builds a client the way KServe's initializer does:
+// STORAGE_EMULATOR_HOST means an emulator and no credentials; otherwise
+// Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS with a
+// service-account or external-account JSON, gcloud's ADC file, the GKE or
+// GCE metadata server), falling back to anonymous access for public
+// buckets when there are none.
+func (p *Provider) newClient(ctx context.Context) (*client, error) {
+	hc := p.httpClient
+	if hc == nil {
+		hc = defaultHTTPClient(p.concurrency)
+	}
+	c := &client{where: "https://storage.googleapis.com/storage/v1/"}
+	opts := []option.ClientOption{storage.WithJSONReads(), option.WithoutAuthentication()}
+	switch {
+	case p.getenv("STORAGE_EMULATOR_HOST") != "":
+		c.where = emulatorEndpoint(p.getenv("STORAGE_EMULATOR_HOST"))
+		c.credSource, c.anonymous = "none (STORAGE_EMULATOR_HOST)", true
+		opts = append(opts, option.WithEndpoint(c.where), option.WithHTTPClient(hc))
+	default:
+		if p.endpoint != "" {
+			c.where = p.endpoint
+			opts = append(opts, option.WithEndpoint(p.endpoint))
+		}
+		creds, source, err := p.detectCredentials(hc)
+		c.credSource = source
+		if err != nil {
+			p.log.Warn("no usable Google credentials; trying anonymous access", zap.String("reason", source))
+		}
+		if creds == nil {
+			c.anonymous = true
+			opts = append(opts, option.WithHTTPClient(hc))
+		} else {
+			opts = append(opts, option.WithHTTPClient(&http.Client{
+				Transport:     &bearer{base: transportOf(hc), creds: creds, source: source},
+				CheckRedirect: hc.CheckRedirect, Jar: hc.Jar, Timeout: hc.Timeout,
+			}))
+		}
+	}
+	sc, err := storage.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("gcs client for %s: %w", c.where, err))
+	}
+	sc.SetRetry(storage.WithMaxAttempts(planningAttempts))
+	c.sc = sc
+	return c, nil
+}
+
+// detectCredentials finds Application Default Credentials. No credentials,
+// or an unusable GOOGLE_APPLICATION_CREDENTIALS file, means anonymous
+// access (as KServe falls back to an anonymous client); source then says
+// why, so an access-denied error can tell the user what to fix.
+func (p *Provider) detectCredentials(hc *http.Client) (*auth.Credentials, string, error) {
+	file := p.getenv("GOOGLE_APPLICATION_CREDENTIALS")
+	creds, err := credentials.DetectDefault(&credentials.DetectOptions{
+		Scopes:          []string{storage.ScopeReadOnly},
+		CredentialsFile: file,
+		Client:          hc,
+	})
+	switch {
+	case err == nil && file != "":
+		return creds, "GOOGLE_APPLICATION_CREDENTIALS (" + file + ")", nil
+	case err == nil:
+		return creds, "Application Default Credentials", nil
+	case file != "":
+		return nil, fmt.Sprintf("anonymous: GOOGLE_APPLICATION_CREDENTIALS (%s) is unusable: %s", file, firstLine(err.Error())), err
+	}
+	return nil, "anonymous (no Application Default Credentials found)", nil
+}
+
+// emulatorEndpoint turns STORAGE_EMULATOR_HOST (host:port or a URL) into
+// the JSON API endpoint, as the SDK does.
+func emulatorEndpoint(host string) string {
+	if !strings.Contains(host, "://") {
+		host = "http://" + host
+	}
+	return strings.TrimRight(host, "/") + "/storage/v1/"
+}
+
+func transportOf(hc *http.Client) http.RoundTripper {
+	if hc.Transport != nil {
+		return hc.Transport
+	}
+	return http.DefaultTransport
+}
+
+// firstLine keeps an error to one line (token endpoints answer with
+// multi-line bodies).
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.TrimSpace(s)
+}
