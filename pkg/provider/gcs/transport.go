@@ -10,7 +10,9 @@ import (
 // one: HTTP/1.1 only (one TCP connection per range in flight spreads load
 // over connections, where HTTP/2 would multiplex every range onto one) and
 // an idle pool as large as the concurrency, so connections are reused
-// instead of redialled. Proxies come from the environment.
+// instead of redialled. Proxies come from the environment. Bodies arrive as
+// the server sends them: no transparent gzip, whose decoding would break
+// byte ranges and checksums of objects stored with Content-Encoding: gzip.
 //
 // A stalled body is the engine's watchdog's business; the header timeout
 // bounds a server that accepts a request and never answers.
@@ -28,5 +30,6 @@ func defaultHTTPClient(concurrency int) *http.Client {
 		TLSHandshakeTimeout:   30 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
 	}}
 }
