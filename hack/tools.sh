@@ -38,7 +38,7 @@ install_go() { # name module@version
 install_npm() { # name package@version command
   local name=$1 pkg=$2 cmd=$3 stamp="$bin/.$1.version" prefix="$bin/.npm-$1"
   if [[ -x "$bin/$name" && "$(cat "$stamp" 2>/dev/null)" == "$pkg" ]]; then return; fi
-  command -v npm >/dev/null || { echo "tools: $name needs node and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+  command -v npm >/dev/null || install_apt nodejs npm
   echo "tools: installing $pkg with npm (once; cached in .cache/bin)" >&2
   rm -rf "$prefix"
   npm install --silent --no-audit --no-fund --prefix "$prefix" "$pkg" >/dev/null
