@@ -175,3 +175,12 @@ func (a AzuriteServer) PutBlocks(t testing.TB, containerName, name string, block
 type nopCloser struct{ *strings.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// Proxy starts a reverse proxy to the server (see MinIOServer.Proxy) and
+// returns the blob endpoint through it, http://127.0.0.1:PORT/ACCOUNT.
+// Shared-key signatures stay valid: they do not cover the host.
+func (a AzuriteServer) Proxy(t testing.TB, o ProxyOptions) string {
+	t.Helper()
+	root := strings.TrimSuffix(a.BlobEndpoint, "/"+a.Account)
+	return MinIOServer{Endpoint: root}.Proxy(t, o) + "/" + a.Account
+}

@@ -136,3 +136,10 @@ func (g GCSServer) Compose(t testing.TB, bucket, name string, parts ...string) *
 	}
 	return a
 }
+
+// Proxy starts a reverse proxy to the server (see MinIOServer.Proxy) and
+// returns its endpoint, http://127.0.0.1:PORT.
+func (g GCSServer) Proxy(t testing.TB, o ProxyOptions) string {
+	t.Helper()
+	return MinIOServer{Endpoint: g.Endpoint}.Proxy(t, o)
+}
