@@ -7,6 +7,7 @@ import (
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/azblob"
 )
 
 // registry maps URI schemes to providers.
@@ -35,6 +36,13 @@ func schemeOf(src string) string {
 
 func (r registry) forURI(src string) (provider.Provider, error) {
 	s := schemeOf(src)
+	switch {
+	case azblob.Matches(src):
+		s = azureBlobKey
+	case azblob.IsFileShare(src):
+		return nil, &usageError{fmt.Sprintf("unsupported source %s: Azure File shares are not supported by this image; use KServe's storage-initializer image for them",
+			redactURI(src))}
+	}
 	if p, ok := r[s]; ok {
 		return p, nil
 	}
@@ -42,17 +50,20 @@ func (r registry) forURI(src string) (provider.Provider, error) {
 	if s == "" {
 		what = "no scheme"
 	}
-	return nil, &usageError{fmt.Sprintf("unsupported source %s (%s): supported are %s; gs://, Azure blob (wasbs://, azure://) and hf:// are not supported yet",
+	return nil, &usageError{fmt.Sprintf("unsupported source %s (%s): supported are %s; hf:// is not supported yet",
 		redactURI(src), what, r.supported())}
 }
 
 func (r registry) supported() string {
-	order := []string{"s3", "oci", "oci+fetch", "pvc", "file", "http", "https"}
+	order := []string{"s3", "gs", "oci", "oci+fetch", "pvc", "file", "http", "https"}
 	var out []string
 	for _, s := range order {
 		if _, ok := r[s]; ok {
 			out = append(out, s+"://")
 		}
+	}
+	if _, ok := r[azureBlobKey]; ok {
+		out = append(out, "https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH")
 	}
 	if _, ok := r["file"]; ok {
 		out = append(out, "/absolute/path")

@@ -19,10 +19,10 @@ func buildProviders(eng *engine.Engine, cfg *config, getenv func(string) string)
 	if len(cfg.registryMirrors) > 0 {
 		ociOpts = append(ociOpts, oci.WithRegistryMirrors(cfg.registryMirrors...))
 	}
-	return []provider.Provider{
+	return append([]provider.Provider{
 		oci.New(eng, ociOpts...),
 		s3.New(eng, s3.WithGetenv(getenv)),
 		pvc.New(eng, pvc.WithRoot(cfg.pvcRoot), pvc.WithMode(pvc.Mode(cfg.pvcMode)), pvc.WithManifest(cfg.manifest)),
 		httpsrc.New(eng, httpsrc.WithGetenv(getenv)),
-	}
+	}, cloudProviders(eng, getenv)...)
 }
