@@ -213,8 +213,10 @@ func TestE2ECloudsResumeAfterKill(t *testing.T) {
 			_, err := os.Stat(filepath.Join(dest, "model.safetensors"))
 			require.True(t, os.IsNotExist(err), "no final name before the file is complete")
 
+			// Through the same endpoint: the identity a journal is kept for
+			// names it (the same object from another endpoint starts over).
 			sum := filepath.Join(t.TempDir(), "summary.json")
-			_, stderr, code := runSI(t, append(src.direct, cloudsRun...), "--summary-json", sum, src.uri, dest)
+			_, stderr, code := runSI(t, append(src.slow, cloudsRun...), "--summary-json", sum, src.uri, dest)
 			require.Equal(t, 0, code, stderr)
 			s3e2eAssertTree(t, dest, map[string][]byte{"model.safetensors": body})
 			s := s3e2eReadSummary(t, sum)
