@@ -56,7 +56,7 @@ func newContainerClient(u string, a auth, opts azcore.ClientOptions) (*container
 	switch {
 	case a.token != nil:
 		if !strings.HasPrefix(u, "https://") {
-			return nil, fmt.Errorf("Microsoft Entra ID credentials (AZURE_CLIENT_ID) need an https:// blob endpoint")
+			return nil, fmt.Errorf("credentials from AZURE_CLIENT_ID (Microsoft Entra ID) need an https:// blob endpoint")
 		}
 		return container.NewClient(u, a.token, o)
 	case a.sharedKey != nil:

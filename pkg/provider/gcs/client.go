@@ -2,8 +2,10 @@ package gcs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"cloud.google.com/go/auth"
@@ -81,21 +83,51 @@ func (p *Provider) newClient(ctx context.Context) (*client, error) {
 // access (as KServe falls back to an anonymous client); source then says
 // why, so an access-denied error can tell the user what to fix.
 func (p *Provider) detectCredentials(hc *http.Client) (*auth.Credentials, string, error) {
+	opts := &credentials.DetectOptions{Scopes: []string{storage.ScopeReadOnly}, Client: hc}
 	file := p.getenv("GOOGLE_APPLICATION_CREDENTIALS")
-	creds, err := credentials.DetectDefault(&credentials.DetectOptions{
-		Scopes:          []string{storage.ScopeReadOnly},
-		CredentialsFile: file,
-		Client:          hc,
-	})
-	switch {
-	case err == nil && file != "":
-		return creds, "GOOGLE_APPLICATION_CREDENTIALS (" + file + ")", nil
-	case err == nil:
+	if file == "" {
+		creds, err := credentials.DetectDefault(opts)
+		if err != nil {
+			return nil, "anonymous (no Application Default Credentials found)", nil
+		}
 		return creds, "Application Default Credentials", nil
-	case file != "":
+	}
+	creds, err := credentialsFile(file, opts)
+	if err != nil {
 		return nil, fmt.Sprintf("anonymous: GOOGLE_APPLICATION_CREDENTIALS (%s) is unusable: %s", file, firstLine(err.Error())), err
 	}
-	return nil, "anonymous (no Application Default Credentials found)", nil
+	return creds, "GOOGLE_APPLICATION_CREDENTIALS (" + file + ")", nil
+}
+
+// keyFileTypes are the credential files GOOGLE_APPLICATION_CREDENTIALS may
+// name, as google-auth accepts them for KServe.
+var keyFileTypes = map[string]credentials.CredType{
+	string(credentials.ServiceAccount):                credentials.ServiceAccount,
+	string(credentials.ExternalAccount):               credentials.ExternalAccount,
+	string(credentials.ImpersonatedServiceAccount):    credentials.ImpersonatedServiceAccount,
+	string(credentials.AuthorizedUser):                credentials.AuthorizedUser,
+	string(credentials.ExternalAccountAuthorizedUser): credentials.ExternalAccountAuthorizedUser,
+}
+
+// credentialsFile reads a key file after checking its type is one of
+// keyFileTypes (the auth library asks callers to say which they accept).
+// Errors never quote the file's content.
+func credentialsFile(file string, opts *credentials.DetectOptions) (*auth.Credentials, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("not a JSON key file")
+	}
+	typ, ok := keyFileTypes[head.Type]
+	if !ok {
+		return nil, fmt.Errorf("unsupported credential type %q (want service_account or external_account)", head.Type)
+	}
+	return credentials.NewCredentialsFromJSON(typ, b, opts)
 }
 
 // emulatorEndpoint turns STORAGE_EMULATOR_HOST (host:port or a URL) into
