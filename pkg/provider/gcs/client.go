@@ -10,26 +10,23 @@ import (
 
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/auth/credentials"
-	"cloud.google.com/go/storage"
 	"go.uber.org/zap"
-	"google.golang.org/api/option"
-
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
-// planningAttempts bounds the SDK's own retries of listing and metadata
-// requests (downloads are retried by the engine, never by the SDK).
+// planningAttempts bounds the retries of listing and metadata requests
+// (downloads are retried by the engine).
 const planningAttempts = 4
 
-// client is one storage client and what it was configured from.
+// readOnlyScope is the OAuth scope for reading objects.
+const readOnlyScope = "https://www.googleapis.com/auth/devstorage.read_only"
+
+// client talks to one JSON API endpoint with one set of credentials.
 type client struct {
-	sc         *storage.Client
-	where      string // endpoint, for messages and identities
-	credSource string // where the credentials came from, for messages
+	hc         *http.Client // adds the credentials, when there are any
+	where      string       // endpoint, e.g. https://storage.googleapis.com/storage/v1/, for requests, messages and identities
+	credSource string       // where the credentials came from, for messages
 	anonymous  bool
 }
-
-func (c *client) close() { _ = c.sc.Close() }
 
 // newClient builds a client the way KServe's initializer does:
 // STORAGE_EMULATOR_HOST means an emulator and no credentials; otherwise
@@ -37,44 +34,33 @@ func (c *client) close() { _ = c.sc.Close() }
 // service-account or external-account JSON, gcloud's ADC file, the GKE or
 // GCE metadata server), falling back to anonymous access for public
 // buckets when there are none.
-func (p *Provider) newClient(ctx context.Context) (*client, error) {
+func (p *Provider) newClient(_ context.Context) (*client, error) {
 	hc := p.httpClient
 	if hc == nil {
 		hc = defaultHTTPClient(p.concurrency)
 	}
-	c := &client{where: "https://storage.googleapis.com/storage/v1/"}
-	opts := []option.ClientOption{storage.WithJSONReads(), option.WithoutAuthentication()}
-	switch {
-	case p.getenv("STORAGE_EMULATOR_HOST") != "":
-		c.where = emulatorEndpoint(p.getenv("STORAGE_EMULATOR_HOST"))
+	c := &client{hc: hc, where: "https://storage.googleapis.com/storage/v1/"}
+	if host := p.getenv("STORAGE_EMULATOR_HOST"); host != "" {
+		c.where = emulatorEndpoint(host)
 		c.credSource, c.anonymous = "none (STORAGE_EMULATOR_HOST)", true
-		opts = append(opts, option.WithEndpoint(c.where), option.WithHTTPClient(hc))
-	default:
-		if p.endpoint != "" {
-			c.where = p.endpoint
-			opts = append(opts, option.WithEndpoint(p.endpoint))
-		}
-		creds, source, err := p.detectCredentials(hc)
-		c.credSource = source
-		if err != nil {
-			p.log.Warn("no usable Google credentials; trying anonymous access", zap.String("reason", source))
-		}
-		if creds == nil {
-			c.anonymous = true
-			opts = append(opts, option.WithHTTPClient(hc))
-		} else {
-			opts = append(opts, option.WithHTTPClient(&http.Client{
-				Transport:     &bearer{base: transportOf(hc), creds: creds, source: source},
-				CheckRedirect: hc.CheckRedirect, Jar: hc.Jar, Timeout: hc.Timeout,
-			}))
-		}
+		return c, nil
 	}
-	sc, err := storage.NewClient(ctx, opts...)
+	if p.endpoint != "" {
+		c.where = strings.TrimRight(p.endpoint, "/") + "/"
+	}
+	creds, source, err := p.detectCredentials(hc)
+	c.credSource = source
 	if err != nil {
-		return nil, engine.Permanent(fmt.Errorf("gcs client for %s: %w", c.where, err))
+		p.log.Warn("no usable Google credentials; trying anonymous access", zap.String("reason", source))
 	}
-	sc.SetRetry(storage.WithMaxAttempts(planningAttempts))
-	c.sc = sc
+	if creds == nil {
+		c.anonymous = true
+		return c, nil
+	}
+	c.hc = &http.Client{
+		Transport:     &bearer{base: transportOf(hc), creds: creds, source: source},
+		CheckRedirect: hc.CheckRedirect, Jar: hc.Jar, Timeout: hc.Timeout,
+	}
 	return c, nil
 }
 
@@ -83,7 +69,7 @@ func (p *Provider) newClient(ctx context.Context) (*client, error) {
 // access (as KServe falls back to an anonymous client); source then says
 // why, so an access-denied error can tell the user what to fix.
 func (p *Provider) detectCredentials(hc *http.Client) (*auth.Credentials, string, error) {
-	opts := &credentials.DetectOptions{Scopes: []string{storage.ScopeReadOnly}, Client: hc}
+	opts := &credentials.DetectOptions{Scopes: []string{readOnlyScope}, Client: hc}
 	file := p.getenv("GOOGLE_APPLICATION_CREDENTIALS")
 	if file == "" {
 		creds, err := credentials.DetectDefault(opts)

@@ -9,20 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/googleapi"
-
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
-
-// apiStatus extracts the HTTP status and headers of an SDK error.
-func apiStatus(err error) (int, http.Header) {
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		return ge.Code, ge.Header
-	}
-	return 0, nil
-}
 
 // describe turns an error on uri into a one-line, actionable message and
 // marks it permanent when retrying cannot help; transient errors (5xx,
@@ -36,15 +24,11 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	if errors.As(err, &te) {
 		return engine.Permanent(fmt.Errorf("%s %s: %w", op, uri, te))
 	}
-	if errors.Is(err, storage.ErrBucketNotExist) {
-		return engine.Permanent(fmt.Errorf("bucket %s does not exist at %s", bucket, c.where))
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
 	}
-	status, hdr := apiStatus(err)
-	msg := ""
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		msg = firstLine(ge.Message)
-	}
+	status, hdr, msg := ae.Status, ae.Header, ae.Message
 	perm := func(format string, args ...any) error {
 		return engine.Permanent(fmt.Errorf(format+" [HTTP %d]", append(args, status)...))
 	}
@@ -72,7 +56,7 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 		}
 		return e
 	case status == http.StatusRequestTimeout || status >= 500:
-		return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
+		return fmt.Errorf("%s %s at %s: server error [HTTP %d]: %s", op, uri, c.where, status, msg)
 	case status >= 400:
 		return perm("%s %s: request rejected by %s: %s", op, uri, c.where, msg)
 	}

@@ -102,12 +102,10 @@ func TestFolderIsAFolderNotAStringPrefix(t *testing.T) {
 		require.NoError(t, err, uri)
 		assert.Equal(t, keys(want), paths(plan), uri)
 		assert.Equal(t, "gs://"+bucket+"/"+strings.TrimLeft(strings.TrimPrefix(uri, "gs://"+bucket), "/"), plan.Source)
-		plan.Close()
 	}
 
 	plan, err := emulated(g).Plan(context.Background(), "gs://"+bucket+"/model")
 	require.NoError(t, err)
-	defer plan.Close()
 	for _, f := range plan.Files {
 		assert.Contains(t, f.Identity, g.APIEndpoint(), f.Path)
 		assert.Contains(t, f.Identity, "gs://"+bucket+"/model/"+f.Path+" generation=", f.Path)
@@ -179,7 +177,6 @@ func TestLoaderReadsExactRanges(t *testing.T) {
 	g.Put(t, bucket, "m/blob.bin", body)
 	plan, err := emulated(g).Plan(context.Background(), "gs://"+bucket+"/m/blob.bin")
 	require.NoError(t, err)
-	defer plan.Close()
 	src := plan.Files[0].Source
 	for _, r := range [][2]int64{{0, 10}, {mib, mib}, {2*mib + 4, 1}, {0, 2*mib + 5}, {7, 0}} {
 		var got []byte
@@ -202,7 +199,6 @@ func TestChangedObjectFailsPermanently(t *testing.T) {
 	g.Put(t, bucket, "m/w.bin", old)
 	plan, err := emulated(g).Plan(context.Background(), "gs://"+bucket+"/m")
 	require.NoError(t, err)
-	defer plan.Close()
 	src := plan.Files[0].Source
 	require.NoError(t, src.Load(context.Background(), 10, 0, func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }))
 
@@ -281,7 +277,6 @@ func TestWrongCredentialsAreOneLineWithoutSecrets(t *testing.T) {
 	p = New(WithGetenv(envOf("GOOGLE_APPLICATION_CREDENTIALS="+bad)), WithEndpoint(g.APIEndpoint()))
 	c, err := p.newClient(context.Background())
 	require.NoError(t, err)
-	defer c.close()
 	assert.True(t, c.anonymous)
 	assert.Contains(t, c.credSource, "unusable")
 }

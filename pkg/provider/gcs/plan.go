@@ -2,31 +2,22 @@ package gcs
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
+	"net/http"
 	"path"
 	"sort"
 	"strings"
-
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
 
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
-// listAttrs are the object fields planning needs; asking for only these
-// keeps listing pages small.
-var listAttrs = []string{"Name", "Size", "Generation", "CRC32C", "MD5", "ComponentCount", "Updated", "ContentEncoding"}
-
 // plan applies the URI semantics of s3:// to gs://: an exact object name is
 // that one object, saved under its base name; anything else is a folder
 // (never a string prefix) or, with no path, the whole bucket.
 func (c *client) plan(ctx context.Context, loc location) ([]engine.File, error) {
-	b := c.sc.Bucket(loc.Bucket)
 	if loc.Object != "" && !strings.HasSuffix(loc.Object, "/") {
-		attrs, err := b.Object(loc.Object).Attrs(ctx)
+		attrs, err := c.attrs(ctx, loc.Bucket, loc.Object)
 		switch {
 		case err == nil:
 			rel, err := engine.CleanRel(path.Base(loc.Object))
@@ -36,7 +27,7 @@ func (c *client) plan(ctx context.Context, loc location) ([]engine.File, error) 
 			f := c.file(loc, attrs, rel)
 			f.Unfiltered = true // KServe fetches the object the URI names whatever the patterns say
 			return []engine.File{f}, nil
-		case errors.Is(err, storage.ErrObjectNotExist):
+		case statusOf(err) == http.StatusNotFound:
 			// Not an object: try it as a folder, whose listing gives the
 			// precise error (a missing bucket) if there is one.
 		default:
@@ -59,7 +50,7 @@ func (c *client) plan(ctx context.Context, loc location) ([]engine.File, error) 
 
 // listed is one object under a folder, with its path under DEST.
 type listed struct {
-	attrs *storage.ObjectAttrs
+	attrs *objectAttrs
 	rel   string
 }
 
@@ -68,20 +59,15 @@ type listed struct {
 // empty files (an empty __init__.py can matter to a model server).
 func (c *client) list(ctx context.Context, loc location) ([]listed, error) {
 	prefix := loc.folderPrefix()
-	q := &storage.Query{Prefix: prefix}
-	if err := q.SetAttrSelection(listAttrs); err != nil {
-		return nil, engine.Permanent(fmt.Errorf("list %s: %w", loc, err))
+	all, err := c.listAll(ctx, loc.Bucket, prefix)
+	if statusOf(err) == http.StatusNotFound {
+		return nil, engine.Permanent(fmt.Errorf("bucket %s does not exist at %s", loc.Bucket, c.where))
 	}
-	it := c.sc.Bucket(loc.Bucket).Objects(ctx, q)
+	if err != nil {
+		return nil, c.describe(err, "list", loc.String(), loc.Bucket)
+	}
 	var out []listed
-	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			return nil, c.describe(err, "list", loc.String(), loc.Bucket)
-		}
+	for _, attrs := range all {
 		if strings.HasSuffix(attrs.Name, "/") {
 			continue
 		}
@@ -124,22 +110,22 @@ func checkCollisions(loc location, objs []listed) error {
 // decompressed, as KServe saves it: its length is unknown until read and
 // its stored checksums describe the compressed bytes, so it is read as one
 // stream and checked by nothing but a complete body.
-func (c *client) file(loc location, a *storage.ObjectAttrs, rel string) engine.File {
+func (c *client) file(loc location, a *objectAttrs, rel string) engine.File {
 	uri := loc.objectURI(a.Name)
-	h := c.sc.Bucket(loc.Bucket).Object(a.Name).Generation(a.Generation).Retryer(storage.WithPolicy(storage.RetryNever))
+	src := &loader{c: c, bucket: loc.Bucket, name: a.Name, uri: uri, generation: a.Generation, size: a.Size}
 	f := engine.File{
 		Path:     rel,
 		Size:     a.Size,
 		ModTime:  a.Updated,
 		Identity: fmt.Sprintf("%s %s generation=%d", c.where, uri, a.Generation),
-		Source:   &loader{c: c, obj: h, uri: uri, generation: a.Generation, size: a.Size},
+		Source:   src,
 	}
 	if strings.EqualFold(a.ContentEncoding, "gzip") {
 		f.Size, f.Stream = -1, true
-		f.Source = &loader{c: c, obj: h, uri: uri, generation: a.Generation, size: -1}
+		src.size = -1
 		return f
 	}
-	f.Expect = append(f.Expect, checksum.Value{Algorithm: checksum.CRC32C, Sum: binary.BigEndian.AppendUint32(nil, a.CRC32C)})
+	f.Expect = append(f.Expect, checksum.Value{Algorithm: checksum.CRC32C, Sum: a.CRC32C})
 	if len(a.MD5) == md5Size && a.ComponentCount == 0 {
 		f.Expect = append(f.Expect, checksum.Value{Algorithm: checksum.MD5, Sum: a.MD5})
 	}

@@ -104,11 +104,10 @@ func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 	}
 	files, err := c.plan(ctx, loc)
 	if err != nil {
-		c.close()
 		return nil, err
 	}
 	p.logPlan(c, loc, files)
-	return &engine.Plan{Source: loc.String(), Files: files, Close: c.close}, nil
+	return &engine.Plan{Source: loc.String(), Files: files}, nil
 }
 
 func (p *Provider) logPlan(c *client, loc location, files []engine.File) {
