@@ -51,3 +51,26 @@ func TestSASFromURIOrAccessKey(t *testing.T) {
 		})
 	}
 }
+
+// Blob names with spaces, '+', '%' or non-ASCII letters list and read as
+// they are; in the URI (a URL) they are percent-encoded.
+func TestOddBlobNames(t *testing.T) {
+	a := testenv.Azurite(t)
+	c := a.Container(t)
+	names := []string{"m/a+b c.bin", "m/100%.txt", "m/ünï.txt"}
+	for i, n := range names {
+		a.Put(t, c, n, testenv.Random(1000+i, int64(i)), i%2 == 0)
+	}
+	plan, err := emulated(a).Plan(context.Background(), a.URI(c, "m"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"100%.txt", "a+b c.bin", "ünï.txt"}, paths(plan))
+	dest, _ := fetch(t, plan)
+	for i, n := range names {
+		got, err := os.ReadFile(filepath.Join(dest, n[2:]))
+		require.NoError(t, err, n)
+		assert.True(t, bytes.Equal(testenv.Random(1000+i, int64(i)), got), n)
+	}
+	plan, err = emulated(a).Plan(context.Background(), a.URI(c, "m/100%25.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"100%.txt"}, paths(plan))
+}

@@ -280,3 +280,26 @@ func TestWrongCredentialsAreOneLineWithoutSecrets(t *testing.T) {
 	assert.True(t, c.anonymous)
 	assert.Contains(t, c.credSource, "unusable")
 }
+
+// Object names are escaped whole in request paths ('/' included), so names
+// with spaces, '+', '%', '?' or '#' are read as they are.
+func TestOddObjectNames(t *testing.T) {
+	g := testenv.FakeGCS(t)
+	bucket := g.Bucket(t)
+	names := []string{"m/a+b c.bin", "m/100%.txt", "m/q?x#y.json", "m/ünï.txt"}
+	for i, n := range names {
+		g.Put(t, bucket, n, testenv.Random(1000+i, int64(i)))
+	}
+	plan, err := emulated(g).Plan(context.Background(), "gs://"+bucket+"/m")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"100%.txt", "a+b c.bin", "q?x#y.json", "ünï.txt"}, paths(plan))
+	dest, _ := fetch(t, plan)
+	for i, n := range names {
+		got, err := os.ReadFile(filepath.Join(dest, strings.TrimPrefix(n, "m/")))
+		require.NoError(t, err, n)
+		assert.True(t, bytes.Equal(testenv.Random(1000+i, int64(i)), got), n)
+	}
+	plan, err = emulated(g).Plan(context.Background(), "gs://"+bucket+"/m/q?x#y.json")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"q?x#y.json"}, paths(plan))
+}
