@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/storage-initializer
 
-.PHONY: build test e2e bench demo image lint fuzz load clean
+.PHONY: build test e2e bench bench-ab demo image lint fuzz load clean
 
 build: ## static, trimmed binary in bin/
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/storage-initializer
@@ -16,6 +16,9 @@ e2e: ## only the end-to-end tests of the binary
 
 bench: build ## compare with aws-cli, rclone, crane, skopeo on the same servers
 	hack/bench.sh
+
+bench-ab: ## this tree against BASE (default HEAD~1) on S3 large/small, modelcar, ModelPack: before/after medians
+	hack/bench-ab.sh $(BASE)
 
 demo: build ## local MinIO + registry, stage a small model, download it three ways
 	hack/demo.sh

@@ -11,22 +11,26 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // registryCounter counts the blob bytes the real registry serves (throttled,
 // so concurrent pulls overlap).
 func registryCounter(t *testing.T, registry string, bytesPerSecond int64) (host string, blobBytes *atomic.Int64) {
 	t.Helper()
-	u, blobBytes := countingProxy(t, "http://"+registry, func(r *http.Request) bool {
-		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
-	}, bytesPerSecond)
+	blobBytes = &atomic.Int64{}
+	u := testenv.ReverseProxy(t, "http://"+registry, testenv.ProxyOptions{BytesPerSecond: bytesPerSecond, Counted: blobBytes,
+		Count: func(r *http.Request) bool {
+			return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
+		}})
 	return strings.TrimPrefix(u, "http://"), blobBytes
 }
 
 // Two processes pulling the same modelcar at once with one --cache-dir
 // download each layer once; a third pod links everything.
 func TestE2ECacheConcurrentOCIPullsFetchLayersOnce(t *testing.T) {
-	regs := oci2eRegistries(t)
+	regs := testenv.Registry(t)
 	l1, w1 := oci2eLayer(t, "model-1.safetensors", 3<<20, 81)
 	l2, w2 := oci2eLayer(t, "model-2.safetensors", 2<<20, 82)
 	repo := oci2eRepo(t)

@@ -3,12 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // Node cache, end to end: real processes sharing one --cache-dir against a
@@ -32,61 +29,24 @@ type cacheStore struct {
 	served *atomic.Int64 // object body bytes served (listings excluded)
 }
 
-func cacheProxy(t *testing.T, m s3e2eServer, bytesPerSecond int64) cacheStore {
+func cacheProxy(t *testing.T, m testenv.MinIOServer, bytesPerSecond int64) cacheStore {
 	t.Helper()
-	addr, served := countingProxy(t, m.Endpoint, func(r *http.Request) bool {
+	served := &atomic.Int64{}
+	addr := m.Proxy(t, testenv.ProxyOptions{BytesPerSecond: bytesPerSecond, Counted: served, Count: func(r *http.Request) bool {
 		return r.Method == http.MethodGet && !strings.Contains(r.URL.RawQuery, "list-type") &&
 			!strings.Contains(r.URL.RawQuery, "versioning")
-	}, bytesPerSecond)
+	}})
 	return cacheStore{url: addr, served: served}
-}
-
-// countingProxy is a reverse proxy to target that counts (and throttles)
-// the response bodies of the requests counted selects.
-func countingProxy(t *testing.T, target string, counted func(*http.Request) bool, bytesPerSecond int64) (string, *atomic.Int64) {
-	t.Helper()
-	u, err := url.Parse(target)
-	require.NoError(t, err)
-	served := &atomic.Int64{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	rp.ModifyResponse = func(r *http.Response) error {
-		if counted(r.Request) {
-			r.Body = &countingBody{ReadCloser: r.Body, n: served, bps: bytesPerSecond}
-		}
-		return nil
-	}
-	srv := httptest.NewServer(rp)
-	t.Cleanup(srv.Close)
-	return srv.URL, served
-}
-
-type countingBody struct {
-	io.ReadCloser
-	n   *atomic.Int64
-	bps int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	if b.bps > 0 && len(p) > 64<<10 {
-		p = p[:64<<10]
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
-	if b.bps > 0 {
-		time.Sleep(time.Duration(int64(n) * int64(time.Second) / b.bps))
-	}
-	return n, err
 }
 
 // cacheModel seeds a model with a multi-chunk file and small files, all
 // with CRC64NVME checksums, and returns its files and total size.
-func cacheModel(t *testing.T, m s3e2eServer, bucket string) (map[string][]byte, int64) {
+func cacheModel(t *testing.T, m testenv.MinIOServer, bucket string) (map[string][]byte, int64) {
 	t.Helper()
 	want := map[string][]byte{
-		"model.safetensors":  s3e2eRandom(6<<20, 71),
+		"model.safetensors":  testenv.Random(6<<20, 71),
 		"config.json":        []byte(`{"hidden_size": 4096}`),
-		"tok/tokenizer.json": s3e2eRandom(100_000, 72),
+		"tok/tokenizer.json": testenv.Random(100_000, 72),
 	}
 	var total int64
 	for rel, b := range want {
@@ -116,13 +76,13 @@ func cacheOutcomes(t *testing.T, path string) map[string]string {
 	return out
 }
 
-func cacheEnv(m s3e2eServer, store cacheStore, cacheDir string) []string {
+func cacheEnv(m testenv.MinIOServer, store cacheStore, cacheDir string) []string {
 	return []string{"AWS_ENDPOINT_URL=" + store.url, "AWS_ACCESS_KEY_ID=" + m.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + m.SecretKey, "STORAGE_CACHE_DIR=" + cacheDir}
 }
 
 func TestE2ECacheConcurrentColdPullsFetchOnceThenWarmHits(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	want, total := cacheModel(t, m, bucket)
 	store := cacheProxy(t, m, 8<<20) // slow enough that the two pulls overlap
@@ -169,7 +129,7 @@ func TestE2ECacheConcurrentColdPullsFetchOnceThenWarmHits(t *testing.T) {
 }
 
 func TestE2ECacheKilledPullIsResumedByTheNextProcess(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	want, total := cacheModel(t, m, bucket)
 	store := cacheProxy(t, m, 4<<20)
@@ -204,7 +164,7 @@ func TestE2ECacheKilledPullIsResumedByTheNextProcess(t *testing.T) {
 }
 
 func TestE2ECacheOnTmpfsTamperAndEviction(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	want, total := cacheModel(t, m, bucket)
 	store := cacheProxy(t, m, 0)
@@ -266,7 +226,7 @@ func TestE2ECacheOnTmpfsTamperAndEviction(t *testing.T) {
 }
 
 func TestE2ECacheUnwritableFallsBackToDirect(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	want, _ := cacheModel(t, m, bucket)
 	store := cacheProxy(t, m, 0)

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // The load tests download 10,000 small files and one 8 GiB file from the
@@ -30,12 +32,12 @@ const (
 	loadMaxFDs = 256       // concurrency 16 → a handful per request, plus the runtime's
 )
 
-func loadGate(t *testing.T) s3e2eServer {
+func loadGate(t *testing.T) testenv.MinIOServer {
 	t.Helper()
 	if os.Getenv("SI_LOAD") != "1" {
 		t.Skip("load test: set SI_LOAD=1 (hack/load.sh) to run it")
 	}
-	return s3e2eMinIO(t)
+	return testenv.MinIO(t)
 }
 
 // loadFigures are what a load run measured.
@@ -101,7 +103,7 @@ func TestLoadManySmallFiles(t *testing.T) {
 	const files, size = 10_000, 4 << 10
 	want := map[string][]byte{}
 	for i := range files {
-		want[fmt.Sprintf("shard-%03d/f-%05d.bin", i%100, i)] = s3e2eRandom(size, int64(i))
+		want[fmt.Sprintf("shard-%03d/f-%05d.bin", i%100, i)] = testenv.Random(size, int64(i))
 	}
 	start := time.Now()
 	putAll(t, m, bucket, "small/", want, types.ChecksumAlgorithmCrc32c)
@@ -155,13 +157,13 @@ func generatedPart(block []byte, i int) []byte {
 
 // putGenerated streams a multipart upload of parts generated parts with a
 // full-object CRC64NVME, four parts in flight.
-func putGenerated(t *testing.T, m s3e2eServer, bucket, key string, partSize, parts int) {
+func putGenerated(t *testing.T, m testenv.MinIOServer, bucket, key string, partSize, parts int) {
 	t.Helper()
 	ctx, c := context.Background(), m.Client()
 	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key),
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme, ChecksumType: types.ChecksumTypeFullObject})
 	require.NoError(t, err)
-	block := s3e2eRandom(partSize, 91)
+	block := testenv.Random(partSize, 91)
 	done := make([]types.CompletedPart, parts)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
@@ -199,7 +201,7 @@ func checkGeneratedSamples(t *testing.T, path string, partSize, parts int) {
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	block := s3e2eRandom(partSize, 91)
+	block := testenv.Random(partSize, 91)
 	buf := make([]byte, 64<<10)
 	for i := range parts {
 		want := generatedPart(block[:len(buf)], i)

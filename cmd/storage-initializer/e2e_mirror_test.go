@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // When hundreds of pods pull one model image, a registry mirror (a
@@ -143,7 +145,7 @@ func (f *mirrore2eFront) asked(substr string) []string {
 // the bytes match, the cache now holds the layer, and a cache that serves a
 // corrupt layer is caught by the digest check, with nothing committed.
 func TestE2EMirrorPullThrough(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	repo := oci2eRepo(t)
 	layer, body := oci2eLayer(t, "weights.bin", 400_000, 11)
 	digests, _ := oci2ePush(t, s.Plain, repo, "v1", layer)
@@ -172,7 +174,7 @@ func TestE2EMirrorPullThrough(t *testing.T) {
 // unreachable mirror falls back to the registry itself (as containerd
 // does).
 func TestE2ERegistryMirrorFlag(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	repo := oci2eRepo(t)
 	layer, body := oci2eLayer(t, "weights.bin", 400_000, 12)
 	digests, _ := oci2ePush(t, s.Plain, repo, "v1", layer)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -21,38 +20,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/faultproxy"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // End-to-end tests of oci:// and oci+fetch:// against the CNCF distribution
 // registries hack/registry.sh starts (one anonymous, one with basic auth),
 // with fixtures built the way users build them: buildah for the modelcar,
-// oras for artifacts, crane for odd images. Helpers are prefixed oci2e; Go's
-// internal rule keeps cmd/ from importing pkg/internal/testenv.
-
-type oci2eServers struct{ Plain, Auth, User, Pass string }
-
-func oci2eRegistries(t *testing.T) oci2eServers {
-	t.Helper()
-	s := oci2eServers{os.Getenv("SI_REGISTRY"), os.Getenv("SI_REGISTRY_AUTH"), os.Getenv("SI_REGISTRY_USER"), os.Getenv("SI_REGISTRY_PASS")}
-	if s.Plain == "" || s.Auth == "" || s.User == "" || s.Pass == "" {
-		if os.Getenv("SI_REQUIRE_SERVERS") == "1" {
-			t.Fatal("SI_REGISTRY* not set but SI_REQUIRE_SERVERS=1: start the registries with hack/registry.sh start DIR and source DIR/registry.env")
-		}
-		t.Skip("no registry (SI_REGISTRY unset): run make test")
-	}
-	return s
-}
-
-// dockerConfig writes a pull secret's config.json for the auth registry.
-func (s oci2eServers) dockerConfig(t *testing.T) string {
-	t.Helper()
-	auth := base64.StdEncoding.EncodeToString([]byte(s.User + ":" + s.Pass))
-	b, err := json.Marshal(map[string]any{"auths": map[string]any{s.Auth: map[string]string{"auth": auth}}})
-	require.NoError(t, err)
-	p := filepath.Join(t.TempDir(), "config.json")
-	require.NoError(t, os.WriteFile(p, b, 0o600))
-	return p
-}
+// oras for artifacts, crane for odd images. Helpers are prefixed oci2e.
 
 var oci2eRoot = func() string { wd, _ := os.Getwd(); return filepath.Join(wd, "..", "..") }()
 
@@ -121,7 +97,7 @@ func oci2eRepo(t *testing.T) string {
 // g+r), pushes it, and pulls it with both spellings in one run; then copies
 // it to the basic-auth registry and pulls it with KServe's pull secret.
 func TestE2EOCIModelcarBuildah(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	if _, err := exec.LookPath("buildah"); err != nil {
 		if os.Getenv("SI_REQUIRE_SERVERS") == "1" {
 			t.Fatal("buildah not installed: run hack/tools.sh image-apt")
@@ -144,7 +120,7 @@ func TestE2EOCIModelcarBuildah(t *testing.T) {
 
 	// The same image behind basic auth, credentials from a pull secret.
 	authImage := s.Auth + "/" + oci2eRepo(t) + ":v1"
-	cfg := s.dockerConfig(t)
+	cfg := s.DockerConfig(t)
 	oci2eRun(t, []string{"DOCKER_CONFIG=" + filepath.Dir(cfg)}, oci2eTool(t, "crane"), "copy", "--insecure", image, authImage)
 	d3 := filepath.Join(t.TempDir(), "c")
 	_, stderr, code = runSI(t, []string{"KSERVE_OCI_DOCKER_CONFIG=" + cfg}, "oci://"+authImage, d3)
@@ -160,9 +136,9 @@ func TestE2EOCIModelcarBuildah(t *testing.T) {
 // TestE2EOCIArtifactsWithOras pushes a CNCF ModelPack (raw weights, a
 // folder as tar+gzip) and a plain oras artifact to the basic-auth registry.
 func TestE2EOCIArtifactsWithOras(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	oras := oci2eTool(t, "oras")
-	cfg := s.dockerConfig(t)
+	cfg := s.DockerConfig(t)
 	work := t.TempDir()
 	weights := make([]byte, 300_000)
 	rnd := rand.New(rand.NewPCG(5, 6))
@@ -203,7 +179,7 @@ func TestE2EOCIArtifactsWithOras(t *testing.T) {
 // TestE2EOCINoModels pulls an image without /models (built with crane
 // append): exit 1 with the image's top-level folders in the message.
 func TestE2EOCINoModels(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	layer := filepath.Join(t.TempDir(), "layer.tar")
 	require.NoError(t, os.WriteFile(layer, oci2eTar(t, map[string]string{"model/w.bin": "w", "app/run.sh": "x"}), 0o644))
 	image := s.Plain + "/" + oci2eRepo(t) + ":v1"
@@ -309,12 +285,12 @@ func oci2eLayer(t *testing.T, name string, n int, seed uint64) ([]byte, []byte) 
 // TestE2EOCICorruptLayer serves one layer with a flipped bit every time:
 // exit 1 naming the layer, and no model file under its final name.
 func TestE2EOCICorruptLayer(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	l0, _ := oci2eLayer(t, "a.bin", 50_000, 1)
 	l1, _ := oci2eLayer(t, "b.bin", 50_000, 2)
 	digests, _ := oci2ePush(t, s.Plain, oci2eRepo(t), "v1", l0, l1)
-	proxy := startFaultProxy(t, "http://"+s.Plain)
-	proxy.set(t, fpConfig{Rules: []fpRule{{Kind: "flip", Path: "/blobs/" + digests[1], At: 30_000}}})
+	proxy, _ := faultproxy.Start(t, "http://"+s.Plain, faultproxy.Config{})
+	require.NoError(t, proxy.Reconfigure(faultproxy.Config{Rules: []faultproxy.Rule{{Kind: "flip", Path: "/blobs/" + digests[1], At: 30_000}}}, 30*time.Second))
 	host := strings.TrimPrefix(proxy.URL, "http://")
 	dest := filepath.Join(t.TempDir(), "m")
 	_, stderr, code := runSI(t, nil, "oci://"+host+"/"+oci2eRepo(t)+":v1", dest)
@@ -328,7 +304,7 @@ func TestE2EOCICorruptLayer(t *testing.T) {
 // every response after 75% of the layer bytes) and checks the rerun does not
 // download again the layers verified before the kill.
 func TestE2EOCIKillAndResume(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	var layers [][]byte
 	want := map[string][]byte{}
 	var total int64
@@ -339,24 +315,24 @@ func TestE2EOCIKillAndResume(t *testing.T) {
 		total += int64(len(l))
 	}
 	oci2ePush(t, s.Plain, oci2eRepo(t), "v1", layers...)
-	proxy := startFaultProxy(t, "http://"+s.Plain)
-	proxy.set(t, fpConfig{HoldAfter: total * 3 / 4})
+	proxy, _ := faultproxy.Start(t, "http://"+s.Plain, faultproxy.Config{})
+	require.NoError(t, proxy.Reconfigure(faultproxy.Config{HoldAfter: total * 3 / 4}, 30*time.Second))
 	src := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/" + oci2eRepo(t) + ":v1"
 	dest := filepath.Join(t.TempDir(), "m")
 
 	cmd, out := startSI(t, nil, src, dest)
-	require.True(t, waitFor(t, 60*time.Second, func() bool { return proxy.stats(t).Held }), "never held: %s", out)
+	require.True(t, waitFor(t, 60*time.Second, func() bool { return proxy.Stats().Held }), "never held: %s", out)
 	time.Sleep(500 * time.Millisecond) // let the verified layers be recorded
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	_, _ = cmd.Process.Wait()
 	assert.Empty(t, finalFiles(t, dest), "files committed before every layer was verified")
 
-	proxy.set(t, fpConfig{})
+	require.NoError(t, proxy.Reconfigure(faultproxy.Config{}, 30*time.Second))
 	_, stderr, code := runSI(t, nil, src, dest)
 	require.Equal(t, 0, code, stderr)
 	oci2eCheckTree(t, dest, want)
 	// At most two layers were in flight at the kill: at least one was
 	// complete and verified, and is not downloaded again.
-	assert.Less(t, proxy.stats(t).ObjectBytes, total-int64(len(layers[0]))/2, stderr)
+	assert.Less(t, proxy.Stats().ObjectBytes, total-int64(len(layers[0]))/2, stderr)
 	assert.Contains(t, stderr, "kept from an earlier run")
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // Scale-out goes through the proxies people already run (a Dragonfly
@@ -139,7 +141,7 @@ func proxye2eViaUnspecified(t *testing.T, hostport string) string {
 // the same download bypasses the proxy; with a dead proxy it fails, naming
 // the proxy.
 func TestE2EProxyS3(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	proxy := proxye2eStartTinyproxy(t)
 	bucket := m.Bucket(t)
 	body := make([]byte, 3<<20+12345) // 4 ranges of 1 MiB
@@ -226,7 +228,7 @@ func proxye2eTLSServer(t *testing.T, files map[string][]byte) (*httptest.Server,
 // HTTP_PROXY: manifests and blobs show in the proxy's log, and the layers
 // are verified against their digests as always.
 func TestE2EProxyOCI(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	proxy := proxye2eStartTinyproxy(t)
 	layer, body := oci2eLayer(t, "weights.bin", 300_000, 7)
 	digests, _ := oci2ePush(t, s.Plain, oci2eRepo(t), "v1", layer)

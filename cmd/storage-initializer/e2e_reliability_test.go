@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
@@ -23,161 +21,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/faultproxy"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // The reliability suite runs the binary against the real MinIO through
-// pkg/internal/faultproxy, which injects one kind of fault per case, and
+// internal/faultproxy, which injects one kind of fault per case, and
 // classifies every run: recovered (exit 0, tree byte-identical), detected
 // (exit 1 with the expected reason, nothing wrong under a final name) or
 // silently wrong (anything else that left wrong bytes under a final name).
-// Go's internal rule keeps this package from importing the proxy, so it
-// runs as its own process (pkg/internal/faultproxy/cmd/faultproxy) and is
-// driven over its admin API; fp* below mirror its JSON types.
-
-// fpRule mirrors faultproxy.Rule.
-type fpRule struct {
-	Kind       string  `json:"kind"`
-	Method     string  `json:"method,omitempty"`
-	Path       string  `json:"path,omitempty"`
-	Skip       int     `json:"skip,omitempty"`
-	Times      int     `json:"times,omitempty"`
-	Prob       float64 `json:"prob,omitempty"`
-	At         int64   `json:"at,omitempty"`
-	Stall      string  `json:"stall,omitempty"`
-	RetryAfter int     `json:"retry_after,omitempty"`
-	SwapFile   string  `json:"swap_file,omitempty"`
-}
-
-// fpConfig mirrors faultproxy.Config.
-type fpConfig struct {
-	Seed      uint64   `json:"seed"`
-	Rules     []fpRule `json:"rules,omitempty"`
-	HoldAfter int64    `json:"hold_after,omitempty"`
-	Count     string   `json:"count,omitempty"`
-}
-
-// fpStats mirrors faultproxy.Stats.
-type fpStats struct {
-	Requests    int64            `json:"requests"`
-	Active      int64            `json:"active"`
-	ObjectReads int64            `json:"object_reads"`
-	ObjectBytes int64            `json:"object_bytes"`
-	Bytes       int64            `json:"bytes"`
-	Faults      map[string]int64 `json:"faults"`
-	Held        bool             `json:"held"`
-}
-
-var (
-	fpBuildOnce sync.Once
-	fpBinPath   string
-	fpBuildErr  error
-)
-
-func fpBinary(t testing.TB) string {
-	t.Helper()
-	fpBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "si-faultproxy-")
-		if err != nil {
-			fpBuildErr = err
-			return
-		}
-		fpBinPath = filepath.Join(dir, "faultproxy")
-		cmd := exec.Command("go", "build", "-o", fpBinPath,
-			"github.com/storage-initializer/storage-initializer/internal/faultproxy/cmd/faultproxy")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fpBuildErr = errors.New(string(out))
-		}
-	})
-	if fpBuildErr != nil {
-		t.Fatalf("build faultproxy: %v", fpBuildErr)
-	}
-	return fpBinPath
-}
-
-// fpProxy is a running faultproxy process.
-type fpProxy struct {
-	URL string
-	hc  *http.Client
-}
-
-// startFaultProxy runs a faultproxy in front of target until the test ends.
-func startFaultProxy(t *testing.T, target string) *fpProxy {
-	t.Helper()
-	cmd := exec.Command(fpBinary(t), "-target", target)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- l
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		url, ok := strings.CutPrefix(strings.TrimSpace(l), "listening on ")
-		require.True(t, ok, "faultproxy said %q", l)
-		return &fpProxy{URL: url, hc: &http.Client{Timeout: 10 * time.Second}}
-	case <-time.After(10 * time.Second):
-		t.Fatal("faultproxy did not start")
-		return nil
-	}
-}
-
-func (p *fpProxy) call(t testing.TB, method, op string, in, out any) {
-	t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		require.NoError(t, err)
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, p.URL+"/_faultproxy/"+op, body)
-	require.NoError(t, err)
-	resp, err := p.hc.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	require.Less(t, resp.StatusCode, 300, "faultproxy %s: %s", op, b)
-	if out != nil {
-		require.NoError(t, json.Unmarshal(b, out))
-	}
-}
-
-// set replaces the schedule and zeroes the counters, once the requests of
-// an earlier (killed) client are over.
-func (p *fpProxy) set(t testing.TB, cfg fpConfig) {
-	t.Helper()
-	p.release(t)
-	require.True(t, waitFor(t, 30*time.Second, func() bool { return p.stats(t).Active == 0 }),
-		"faultproxy still serving an earlier client")
-	p.call(t, http.MethodPost, "reset", nil, nil)
-	p.call(t, http.MethodPut, "config", cfg, nil)
-}
-
-func (p *fpProxy) stats(t testing.TB) fpStats {
-	t.Helper()
-	var s fpStats
-	p.call(t, http.MethodGet, "stats", nil, &s)
-	return s
-}
-
-// faults is the number of faults injected.
-func (s fpStats) faults() int64 {
-	var n int64
-	for _, v := range s.Faults {
-		n += v
-	}
-	return n
-}
-
-func (p *fpProxy) release(t testing.TB) { p.call(t, http.MethodPost, "release", nil, nil) }
 
 // --- outcomes ---------------------------------------------------------------
 
@@ -324,16 +177,16 @@ type relModel struct {
 	chunks int // ranged reads of one full download at 1 MiB chunks
 }
 
-func seedRelModel(t *testing.T, m s3e2eServer) relModel {
+func seedRelModel(t *testing.T, m testenv.MinIOServer) relModel {
 	t.Helper()
 	bucket := m.Bucket(t)
-	parts := [][]byte{s3e2eRandom(5<<20, 31), s3e2eRandom(1<<20+5, 32)}
+	parts := [][]byte{testenv.Random(5<<20, 31), testenv.Random(1<<20+5, 32)}
 	want := map[string][]byte{
-		"crc64.bin":       s3e2eRandom(4<<20+123, 21),
-		"sha256.bin":      s3e2eRandom(3<<20+7, 22),
+		"crc64.bin":       testenv.Random(4<<20+123, 21),
+		"sha256.bin":      testenv.Random(3<<20+7, 22),
 		"multi.bin":       bytes.Join(parts, nil),
 		"config.json":     []byte(`{"architectures":["Tiny"]}`),
-		"nested/tok.json": s3e2eRandom(70_000, 23),
+		"nested/tok.json": testenv.Random(70_000, 23),
 	}
 	m.Put(t, bucket, "m/crc64.bin", want["crc64.bin"], types.ChecksumAlgorithmCrc64nvme)
 	m.Put(t, bucket, "m/sha256.bin", want["sha256.bin"], types.ChecksumAlgorithmSha256)
@@ -343,7 +196,7 @@ func seedRelModel(t *testing.T, m s3e2eServer) relModel {
 	// A multipart upload without checksums: verifiable by size only.
 	m.PutMultipart(t, bucket, "sizeonly/w.bin", parts, "", "")
 	// Objects a case rewrites on the server while it is being fetched.
-	m.Put(t, bucket, "rewrite/w.bin", s3e2eRandom(6<<20, 41), types.ChecksumAlgorithmCrc64nvme)
+	m.Put(t, bucket, "rewrite/w.bin", testenv.Random(6<<20, 41), types.ChecksumAlgorithmCrc64nvme)
 	return relModel{bucket: bucket, want: want, chunks: 5 + 4 + 5 + 2 + 1 + 1}
 }
 
@@ -351,7 +204,7 @@ func seedRelModel(t *testing.T, m s3e2eServer) relModel {
 type faultCase struct {
 	name   string
 	runs   int
-	config func(run int) fpConfig
+	config func(run int) faultproxy.Config
 	src    string   // default: the model folder
 	args   []string // extra flags
 	env    []string // extra environment
@@ -359,7 +212,7 @@ type faultCase struct {
 	reason string // substring of the failure reason, for detected cases
 	// during runs while the binary is held by the proxy (HoldAfter) and
 	// must release it.
-	during func(t *testing.T, p *fpProxy)
+	during func(t *testing.T, p *faultproxy.Proxy)
 	check  func(t *testing.T, r faultRun)
 }
 
@@ -368,105 +221,105 @@ type faultRun struct {
 	stdout, stderr string
 	termLog        string
 	elapsed        time.Duration
-	stats          fpStats
+	stats          faultproxy.Stats
 }
 
 func TestReliabilityFaults(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	model := seedRelModel(t, m)
-	proxy := startFaultProxy(t, m.Endpoint)
+	proxy, _ := faultproxy.Start(t, m.Endpoint, faultproxy.Config{})
 	objPath := func(rel string) string { return "^/" + model.bucket + "/m/" + strings.ReplaceAll(rel, ".", `\.`) + "$" }
 	otherVersion := filepath.Join(t.TempDir(), "crc64-v2")
-	require.NoError(t, os.WriteFile(otherVersion, s3e2eRandom(len(model.want["crc64.bin"]), 99), 0o644))
-	every := func(kind string, prob float64, extra fpRule) func(int) fpConfig {
-		return func(run int) fpConfig {
+	require.NoError(t, os.WriteFile(otherVersion, testenv.Random(len(model.want["crc64.bin"]), 99), 0o644))
+	every := func(kind faultproxy.Kind, prob float64, extra faultproxy.Rule) func(int) faultproxy.Config {
+		return func(run int) faultproxy.Config {
 			r := extra
 			r.Kind, r.Prob = kind, prob
-			return fpConfig{Seed: uint64(run + 1), Rules: []fpRule{r}}
+			return faultproxy.Config{Seed: uint64(run + 1), Rules: []faultproxy.Rule{r}}
 		}
 	}
-	fixed := func(rules ...fpRule) func(int) fpConfig {
-		return func(run int) fpConfig { return fpConfig{Seed: uint64(run + 1), Rules: rules} }
+	fixed := func(rules ...faultproxy.Rule) func(int) faultproxy.Config {
+		return func(run int) faultproxy.Config { return faultproxy.Config{Seed: uint64(run + 1), Rules: rules} }
 	}
 	const maxAttempts = 3
 	cases := []faultCase{
-		{name: "reset mid-body (25% of reads)", runs: 3, config: every("reset", 0.25, fpRule{At: -1}), want: recovered},
-		{name: "truncated body, clean EOF (25%)", runs: 3, config: every("truncate", 0.25, fpRule{At: -1}), want: recovered},
-		{name: "500 InternalError (25%)", runs: 3, config: every("500", 0.25, fpRule{}), want: recovered},
-		{name: "503 SlowDown + Retry-After: 1 (2 reads)", runs: 1, config: fixed(fpRule{Kind: "503-slowdown", Times: 2, RetryAfter: 1}),
+		{name: "reset mid-body (25% of reads)", runs: 3, config: every("reset", 0.25, faultproxy.Rule{At: -1}), want: recovered},
+		{name: "truncated body, clean EOF (25%)", runs: 3, config: every("truncate", 0.25, faultproxy.Rule{At: -1}), want: recovered},
+		{name: "500 InternalError (25%)", runs: 3, config: every("500", 0.25, faultproxy.Rule{}), want: recovered},
+		{name: "503 SlowDown + Retry-After: 1 (2 reads)", runs: 1, config: fixed(faultproxy.Rule{Kind: "503-slowdown", Times: 2, RetryAfter: 1}),
 			want: recovered, check: func(t *testing.T, r faultRun) {
 				assert.GreaterOrEqual(t, r.elapsed, time.Second, "Retry-After is honoured")
 			}},
-		{name: "429 + Retry-After: 1 (2 reads)", runs: 1, config: fixed(fpRule{Kind: "429", Times: 2, RetryAfter: 1}),
+		{name: "429 + Retry-After: 1 (2 reads)", runs: 1, config: fixed(faultproxy.Rule{Kind: "429", Times: 2, RetryAfter: 1}),
 			want: recovered, check: func(t *testing.T, r faultRun) {
 				assert.GreaterOrEqual(t, r.elapsed, time.Second, "Retry-After is honoured")
 			}},
 		{name: "500 on the listing, 503 on a HEAD", runs: 1, config: fixed(
-			fpRule{Kind: "500", Path: "^/" + model.bucket + "/?$", Times: 2},
-			fpRule{Kind: "503-slowdown", Method: http.MethodHead, Times: 2}),
+			faultproxy.Rule{Kind: "500", Path: "^/" + model.bucket + "/?$", Times: 2},
+			faultproxy.Rule{Kind: "503-slowdown", Method: http.MethodHead, Times: 2}),
 			want: recovered},
-		{name: "stall 60s mid-body, --read-timeout 1s (2)", runs: 1, config: fixed(fpRule{Kind: "stall", At: 100_000, Stall: "60s", Times: 2}),
+		{name: "stall 60s mid-body, --read-timeout 1s (2)", runs: 1, config: fixed(faultproxy.Rule{Kind: "stall", At: 100_000, Stall: faultproxy.Duration(60 * time.Second), Times: 2}),
 			want: recovered, check: func(t *testing.T, r faultRun) {
 				assert.Less(t, r.elapsed, 20*time.Second, "the watchdog broke the stall")
 			}},
-		{name: "stall 60s before headers, --read-timeout 1s", runs: 1, config: fixed(fpRule{Kind: "stall-headers", Stall: "60s", Times: 2}),
+		{name: "stall 60s before headers, --read-timeout 1s", runs: 1, config: fixed(faultproxy.Rule{Kind: "stall-headers", Stall: faultproxy.Duration(60 * time.Second), Times: 2}),
 			want: recovered, check: func(t *testing.T, r faultRun) {
 				assert.Less(t, r.elapsed, 20*time.Second, "the watchdog broke the stall")
 			}},
 		{name: "stall 5m mid-listing (once), S3_READ_TIMEOUT=2", runs: 1, env: []string{"S3_READ_TIMEOUT=2"},
-			config: fixed(fpRule{Kind: "stall", Path: "^/" + model.bucket + "/?$", At: 50, Stall: "5m", Times: 1}),
+			config: fixed(faultproxy.Rule{Kind: "stall", Path: "^/" + model.bucket + "/?$", At: 50, Stall: faultproxy.Duration(5 * time.Minute), Times: 1}),
 			want:   recovered, check: func(t *testing.T, r faultRun) {
 				assert.Less(t, r.elapsed, 30*time.Second, "the stalled listing was abandoned and retried")
 			}},
-		{name: "flipped bit once (CRC64NVME object)", runs: 1, config: fixed(fpRule{Kind: "flip", Path: objPath("crc64.bin"), At: -1, Times: 1}),
+		{name: "flipped bit once (CRC64NVME object)", runs: 1, config: fixed(faultproxy.Rule{Kind: "flip", Path: objPath("crc64.bin"), At: -1, Times: 1}),
 			want: recovered},
-		{name: "flipped bit once (multipart, full CRC64NVME)", runs: 1, config: fixed(fpRule{Kind: "flip", Path: objPath("multi.bin"), At: 7, Times: 1}),
+		{name: "flipped bit once (multipart, full CRC64NVME)", runs: 1, config: fixed(faultproxy.Rule{Kind: "flip", Path: objPath("multi.bin"), At: 7, Times: 1}),
 			want: recovered},
 		{name: "other version once, halfway (CRC64NVME)", runs: 1,
-			config: fixed(fpRule{Kind: "swap", Path: objPath("crc64.bin"), At: -1, Times: 1, SwapFile: otherVersion}), want: recovered},
-		{name: "mixed transient faults (10% each)", runs: 3, config: func(run int) fpConfig {
-			return fpConfig{Seed: uint64(100 + run), Rules: []fpRule{
+			config: fixed(faultproxy.Rule{Kind: "swap", Path: objPath("crc64.bin"), At: -1, Times: 1, SwapFile: otherVersion}), want: recovered},
+		{name: "mixed transient faults (10% each)", runs: 3, config: func(run int) faultproxy.Config {
+			return faultproxy.Config{Seed: uint64(100 + run), Rules: []faultproxy.Rule{
 				{Kind: "reset", Prob: 0.1, At: -1}, {Kind: "truncate", Prob: 0.1, At: -1}, {Kind: "500", Prob: 0.1},
-				{Kind: "flip", Prob: 0.02, At: -1, Times: 1}, {Kind: "stall", Prob: 0.05, At: 10, Stall: "60s", Times: 1}}}
+				{Kind: "flip", Prob: 0.02, At: -1, Times: 1}, {Kind: "stall", Prob: 0.05, At: 10, Stall: faultproxy.Duration(60 * time.Second), Times: 1}}}
 		}, want: recovered},
 
-		{name: "flipped bit, every read (CRC64NVME)", runs: 1, config: fixed(fpRule{Kind: "flip", Path: objPath("crc64.bin"), At: -1}),
+		{name: "flipped bit, every read (CRC64NVME)", runs: 1, config: fixed(faultproxy.Rule{Kind: "flip", Path: objPath("crc64.bin"), At: -1}),
 			want: detected, reason: "checksum mismatch for crc64.bin: crc64nvme"},
-		{name: "flipped bit, every read (SHA-256)", runs: 1, config: fixed(fpRule{Kind: "flip", Path: objPath("sha256.bin"), At: 3}),
+		{name: "flipped bit, every read (SHA-256)", runs: 1, config: fixed(faultproxy.Rule{Kind: "flip", Path: objPath("sha256.bin"), At: 3}),
 			want: detected, reason: "checksum mismatch for sha256.bin: sha256"},
-		{name: "flipped bit, every read (multipart CRC64NVME)", runs: 1, config: fixed(fpRule{Kind: "flip", Path: objPath("multi.bin"), At: -1}),
+		{name: "flipped bit, every read (multipart CRC64NVME)", runs: 1, config: fixed(faultproxy.Rule{Kind: "flip", Path: objPath("multi.bin"), At: -1}),
 			want: detected, reason: "checksum mismatch for multi.bin"},
-		{name: "flipped bit, every read (MD5 ETag)", runs: 1, config: fixed(fpRule{Kind: "flip", Path: objPath("nested/tok.json"), At: 9}),
+		{name: "flipped bit, every read (MD5 ETag)", runs: 1, config: fixed(faultproxy.Rule{Kind: "flip", Path: objPath("nested/tok.json"), At: 9}),
 			want: detected, reason: "checksum mismatch for nested/tok.json: md5"},
 		{name: "other version halfway, every read", runs: 1,
-			config: fixed(fpRule{Kind: "swap", Path: objPath("crc64.bin"), At: -1, SwapFile: otherVersion}),
+			config: fixed(faultproxy.Rule{Kind: "swap", Path: objPath("crc64.bin"), At: -1, SwapFile: otherVersion}),
 			want:   detected, reason: "checksum mismatch for crc64.bin"},
 		{name: "size-only object, --verify=strict", runs: 1, src: "s3://" + model.bucket + "/sizeonly",
-			config: fixed(fpRule{Kind: "flip", At: -1}), args: []string{"--verify", "strict"},
+			config: fixed(faultproxy.Rule{Kind: "flip", At: -1}), args: []string{"--verify", "strict"},
 			want: detected, reason: "no checksum stronger than the size",
 			check: func(t *testing.T, r faultRun) {
 				assert.Zero(t, r.stats.ObjectReads, "refused before a byte is fetched")
 			}},
 		{name: "object rewritten on the server mid-download", runs: 1, src: "s3://" + model.bucket + "/rewrite",
-			config: func(int) fpConfig { return fpConfig{HoldAfter: 1<<20 + 1000} }, args: []string{"--concurrency", "2"},
+			config: func(int) faultproxy.Config { return faultproxy.Config{HoldAfter: 1<<20 + 1000} }, args: []string{"--concurrency", "2"},
 			want: detected, reason: "changed during download",
-			during: func(t *testing.T, p *fpProxy) {
-				m.Put(t, model.bucket, "rewrite/w.bin", s3e2eRandom(6<<20, 42), types.ChecksumAlgorithmCrc64nvme)
-				p.release(t)
+			during: func(t *testing.T, p *faultproxy.Proxy) {
+				m.Put(t, model.bucket, "rewrite/w.bin", testenv.Random(6<<20, 42), types.ChecksumAlgorithmCrc64nvme)
+				p.Release()
 			}},
 		{name: "stall 5m mid-listing, every listing", runs: 1, env: []string{"S3_READ_TIMEOUT=2"},
-			config: fixed(fpRule{Kind: "stall", Path: "^/" + model.bucket + "/?$", At: 50, Stall: "5m"}),
+			config: fixed(faultproxy.Rule{Kind: "stall", Path: "^/" + model.bucket + "/?$", At: 50, Stall: faultproxy.Duration(5 * time.Minute)}),
 			want:   detected, reason: "S3_READ_TIMEOUT", check: func(t *testing.T, r faultRun) {
 				assert.Less(t, r.elapsed, 60*time.Second, "no hang: S3_READ_TIMEOUT × the SDK's attempts")
 			}},
-		{name: fmt.Sprintf("500 on every read, --max-attempts %d", maxAttempts), runs: 1, config: fixed(fpRule{Kind: "500"}),
+		{name: fmt.Sprintf("500 on every read, --max-attempts %d", maxAttempts), runs: 1, config: fixed(faultproxy.Rule{Kind: "500"}),
 			args: []string{"--max-attempts", fmt.Sprint(maxAttempts)}, want: detected,
 			reason: fmt.Sprintf("gave up after %d attempts", maxAttempts),
 			check: func(t *testing.T, r faultRun) {
 				assert.GreaterOrEqual(t, r.stats.ObjectReads, int64(maxAttempts), "it did retry")
 				assert.LessOrEqual(t, r.stats.ObjectReads, int64(model.chunks*maxAttempts), "attempts are bounded per range")
 			}},
-		{name: "stall on every read, --max-attempts 2", runs: 1, config: fixed(fpRule{Kind: "stall", At: 10, Stall: "60s"}),
+		{name: "stall on every read, --max-attempts 2", runs: 1, config: fixed(faultproxy.Rule{Kind: "stall", At: 10, Stall: faultproxy.Duration(60 * time.Second)}),
 			args: []string{"--max-attempts", "2"}, want: detected, reason: "read timeout",
 			check: func(t *testing.T, r faultRun) {
 				assert.Less(t, r.elapsed, 20*time.Second, "no hang: read timeout × attempts")
@@ -493,9 +346,9 @@ func TestReliabilityFaults(t *testing.T) {
 					assert.Equal(t, 1, strings.Count(strings.TrimSpace(r.termLog), "\n")+1, "one-line reason")
 					t.Logf("reason: %s", strings.TrimSpace(r.termLog))
 				}
-				table.add(fc.name, o, r.stats.faults())
+				table.add(fc.name, o, r.stats.FaultCount())
 				if fc.want == recovered {
-					assert.Positive(t, r.stats.faults(), "the fault must actually hit for the run to count")
+					assert.Positive(t, r.stats.FaultCount(), "the fault must actually hit for the run to count")
 				}
 				assert.Equal(t, fc.want.String(), o.String(), "stderr: %s", r.stderr)
 				if fc.check != nil {
@@ -512,9 +365,9 @@ func TestReliabilityFaults(t *testing.T) {
 	assert.Zero(t, table.wrong(), "no run may leave wrong bytes under a final name")
 }
 
-func runFaultCase(t *testing.T, m s3e2eServer, proxy *fpProxy, model relModel, fc faultCase, run int) (faultRun, string) {
+func runFaultCase(t *testing.T, m testenv.MinIOServer, proxy *faultproxy.Proxy, model relModel, fc faultCase, run int) (faultRun, string) {
 	t.Helper()
-	proxy.set(t, fc.config(run))
+	require.NoError(t, proxy.Reconfigure(fc.config(run), 30*time.Second))
 	dest := t.TempDir()
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	require.NoError(t, os.WriteFile(termLog, nil, 0o644))
@@ -532,7 +385,7 @@ func runFaultCase(t *testing.T, m s3e2eServer, proxy *fpProxy, model relModel, f
 		r.stdout, r.stderr, r.code = runSI(t, env, args...)
 	} else {
 		cmd, out := startSI(t, env, args...)
-		require.True(t, waitFor(t, 20*time.Second, func() bool { return proxy.stats(t).Held }), "the proxy never held: %s", out)
+		require.True(t, waitFor(t, 20*time.Second, func() bool { return proxy.Stats().Held }), "the proxy never held: %s", out)
 		fc.during(t, proxy)
 		err := cmd.Wait()
 		var ee *exec.ExitError
@@ -542,7 +395,7 @@ func runFaultCase(t *testing.T, m s3e2eServer, proxy *fpProxy, model relModel, f
 		r.stderr = out.String()
 	}
 	r.elapsed = time.Since(start)
-	r.stats = proxy.stats(t)
+	r.stats = proxy.Stats()
 	b, _ := os.ReadFile(termLog)
 	r.termLog = string(b)
 	return r, dest
@@ -641,7 +494,7 @@ func waitExit(cmd *exec.Cmd) <-chan error {
 	return done
 }
 
-func runKillResume(t *testing.T, proxy *fpProxy, sc killScenario) killFigures {
+func runKillResume(t *testing.T, proxy *faultproxy.Proxy, sc killScenario) killFigures {
 	t.Helper()
 	rng := newRand(sc.seed)
 	size := sc.size
@@ -660,19 +513,19 @@ func runKillResume(t *testing.T, proxy *fpProxy, sc killScenario) killFigures {
 			// proxy serves exactly that many object bytes, then holds.
 			byTime := k == 0
 			threshold := 1 + rng.Int64N(left-1)
-			cfg := fpConfig{HoldAfter: threshold, Count: sc.count}
+			cfg := faultproxy.Config{HoldAfter: threshold, Count: sc.count}
 			if byTime {
 				// Held one byte short of the end, so a fast run cannot
 				// finish before the kill lands.
-				cfg = fpConfig{HoldAfter: left - 1, Count: sc.count}
+				cfg = faultproxy.Config{HoldAfter: left - 1, Count: sc.count}
 			}
-			proxy.set(t, cfg)
+			require.NoError(t, proxy.Reconfigure(cfg, 30*time.Second))
 			cmd, out := startSI(t, sc.env, args...)
 			exited := waitExit(cmd)
 			if byTime {
 				time.Sleep(time.Duration(20+rng.Int64N(300)) * time.Millisecond)
 			} else {
-				held := waitFor(t, 60*time.Second, func() bool { return proxy.stats(t).Held })
+				held := waitFor(t, 60*time.Second, func() bool { return proxy.Stats().Held })
 				require.True(t, held, "chain %d kill %d: never reached %d bytes: %s", chain, k, threshold, out)
 				// A random moment after the hold: the client may still be
 				// writing and recording what it received.
@@ -680,15 +533,15 @@ func runKillResume(t *testing.T, proxy *fpProxy, sc killScenario) killFigures {
 			}
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			err := <-exited
-			proxy.release(t)
+			proxy.Release()
 			if err == nil {
 				// Finished before the kill (a time-based kill can be late).
 				t.Logf("chain %d kill %d: the run completed before the kill", chain, k)
-				fig.fetched += proxy.stats(t).ObjectBytes
+				fig.fetched += proxy.Stats().ObjectBytes
 				prev = size
 				break
 			}
-			served := proxy.stats(t).ObjectBytes
+			served := proxy.Stats().ObjectBytes
 			kept := sc.kept(t, dest)
 			require.GreaterOrEqual(t, kept, prev, "progress is never lost")
 			waste := served - (kept - prev)
@@ -702,10 +555,10 @@ func runKillResume(t *testing.T, proxy *fpProxy, sc killScenario) killFigures {
 			fig.maxWaste = max(fig.maxWaste, waste)
 			prev = kept
 		}
-		proxy.set(t, fpConfig{Count: sc.count})
+		require.NoError(t, proxy.Reconfigure(faultproxy.Config{Count: sc.count}, 30*time.Second))
 		stdout, stderr, code := runSI(t, sc.env, args...)
 		require.Equal(t, 0, code, "stdout: %s\nstderr: %s", stdout, stderr)
-		final := proxy.stats(t).ObjectBytes
+		final := proxy.Stats().ObjectBytes
 		fig.fetched += final
 		assert.LessOrEqual(t, final, size-prev, "the rerun fetches only what was not kept")
 		sc.check(t, dest)
@@ -720,7 +573,7 @@ func runKillResume(t *testing.T, proxy *fpProxy, sc killScenario) killFigures {
 // s3KillScenario downloads src (whose files are want) through proxy with
 // --concurrency 4 and 1 MiB chunks: a kill costs at most one chunk per
 // request in flight.
-func s3KillScenario(m s3e2eServer, proxy *fpProxy, name, src string, want map[string][]byte, seed uint64) killScenario {
+func s3KillScenario(m testenv.MinIOServer, proxy *faultproxy.Proxy, name, src string, want map[string][]byte, seed uint64) killScenario {
 	var size int64
 	for _, b := range want {
 		size += int64(len(b))
@@ -732,33 +585,33 @@ func s3KillScenario(m s3e2eServer, proxy *fpProxy, name, src string, want map[st
 }
 
 func TestKillResumeS3LargeFile(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
-	body := s3e2eRandom(64<<20, 51)
+	body := testenv.Random(64<<20, 51)
 	m.Put(t, bucket, "big/model.safetensors", body, types.ChecksumAlgorithmCrc64nvme)
-	proxy := startFaultProxy(t, m.Endpoint)
+	proxy, _ := faultproxy.Start(t, m.Endpoint, faultproxy.Config{})
 	fig := runKillResume(t, proxy, s3KillScenario(m, proxy, "S3 64 MiB file, 1 MiB chunks", "s3://"+bucket+"/big",
 		map[string][]byte{"model.safetensors": body}, 7))
 	assert.GreaterOrEqual(t, fig.kills, 20, "at least 20 kill points")
 }
 
 func TestKillResumeS3ManyFiles(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	want := map[string][]byte{}
 	rng := newRand(11)
 	for i := range 300 {
 		rel := fmt.Sprintf("shard-%02d/file-%03d.bin", i%17, i)
-		want[rel] = s3e2eRandom(1+int(rng.Int64N(96<<10)), int64(i))
+		want[rel] = testenv.Random(1+int(rng.Int64N(96<<10)), int64(i))
 	}
 	putAll(t, m, bucket, "many/", want, types.ChecksumAlgorithmCrc32c)
-	proxy := startFaultProxy(t, m.Endpoint)
+	proxy, _ := faultproxy.Start(t, m.Endpoint, faultproxy.Config{})
 	fig := runKillResume(t, proxy, s3KillScenario(m, proxy, "S3 300 small files", "s3://"+bucket+"/many", want, 13))
 	assert.GreaterOrEqual(t, fig.kills, 20, "at least 20 kill points")
 }
 
 // putAll uploads files under prefix with 8 uploads in flight.
-func putAll(t *testing.T, m s3e2eServer, bucket, prefix string, files map[string][]byte, alg types.ChecksumAlgorithm) {
+func putAll(t *testing.T, m testenv.MinIOServer, bucket, prefix string, files map[string][]byte, alg types.ChecksumAlgorithm) {
 	t.Helper()
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -773,12 +626,12 @@ func putAll(t *testing.T, m s3e2eServer, bucket, prefix string, files map[string
 }
 
 func TestSigtermStopsFastAndResumes(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	const size = 64 << 20
-	body := s3e2eRandom(size, 61)
+	body := testenv.Random(size, 61)
 	m.Put(t, bucket, "big/model.safetensors", body, types.ChecksumAlgorithmCrc64nvme)
-	proxy := startFaultProxy(t, m.Endpoint)
+	proxy, _ := faultproxy.Start(t, m.Endpoint, faultproxy.Config{})
 	dest := t.TempDir()
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	require.NoError(t, os.WriteFile(termLog, nil, 0o644))
@@ -787,10 +640,10 @@ func TestSigtermStopsFastAndResumes(t *testing.T) {
 		"s3://" + bucket + "/big", dest}
 
 	const heldAt = 20 << 20
-	proxy.set(t, fpConfig{HoldAfter: heldAt})
+	require.NoError(t, proxy.Reconfigure(faultproxy.Config{HoldAfter: heldAt}, 30*time.Second))
 	cmd, out := startSI(t, env, args...)
 	exited := waitExit(cmd)
-	require.True(t, waitFor(t, 60*time.Second, func() bool { return proxy.stats(t).Held }), "no progress: %s", out)
+	require.True(t, waitFor(t, 60*time.Second, func() bool { return proxy.Stats().Held }), "no progress: %s", out)
 	time.Sleep(100 * time.Millisecond) // let the client journal what it has
 	start := time.Now()
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
@@ -801,7 +654,7 @@ func TestSigtermStopsFastAndResumes(t *testing.T) {
 		t.Fatalf("still running 10s after SIGTERM: %s", out)
 	}
 	took := time.Since(start)
-	proxy.release(t)
+	proxy.Release()
 	t.Logf("SIGTERM: exited in %s with %v", took, err)
 	assert.Less(t, took, 2*time.Second, "exits within 2 seconds of SIGTERM")
 	var ee *exec.ExitError
@@ -816,10 +669,10 @@ func TestSigtermStopsFastAndResumes(t *testing.T) {
 	kept := keptBytes(t, dest, map[string][]byte{"model.safetensors": body})
 	assert.GreaterOrEqual(t, kept, int64(heldAt-killConcurrency*killChunk), "what was received is journaled")
 
-	proxy.set(t, fpConfig{})
+	require.NoError(t, proxy.Reconfigure(faultproxy.Config{}, 30*time.Second))
 	_, stderr, code := runSI(t, env, args...)
 	require.Equal(t, 0, code, stderr)
-	fetched := proxy.stats(t).ObjectBytes
+	fetched := proxy.Stats().ObjectBytes
 	t.Logf("SIGTERM at %s served: rerun fetched %s of %s", mib(heldAt), mib(fetched), mib(size))
 	assert.Less(t, fetched, int64(size), "the rerun resumes")
 	assert.LessOrEqual(t, fetched, int64(size)-kept)
@@ -836,7 +689,7 @@ func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x
 // layers (a ".done" record per verified layer), not chunks: one kill costs
 // at most the layers in flight (2 at a time) in full.
 func TestKillResumeOCILayers(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	const layerJobs = 2 // oci.DefaultLayerJobs
 	want := map[string][]byte{}
 	var layers [][]byte
@@ -854,7 +707,7 @@ func TestKillResumeOCILayers(t *testing.T) {
 		total += sizes[i]
 		biggest = max(biggest, sizes[i])
 	}
-	proxy := startFaultProxy(t, "http://"+s.Plain)
+	proxy, _ := faultproxy.Start(t, "http://"+s.Plain, faultproxy.Config{})
 	src := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/" + repo + ":v1"
 	// Only layer bytes count: every run reads the manifest and config again.
 	count := "/blobs/(" + strings.Join(digests, "|") + ")$"
@@ -865,15 +718,17 @@ func TestKillResumeOCILayers(t *testing.T) {
 				return total // committed
 			}
 			var kept int64
-			marks, _ := filepath.Glob(filepath.Join(dest, ".storage-initializer", "stage-*", ".storage-initializer", "layer-*.done"))
+			// The engine's unit state: one record per verified blob, its
+			// identity being the layer digest.
+			marks, _ := filepath.Glob(filepath.Join(dest, ".storage-initializer", "unit-*", "blob-*.done"))
 			for _, mk := range marks {
 				var rec struct {
-					Digest string `json:"digest"`
+					Identity string `json:"identity"`
 				}
 				b, err := os.ReadFile(mk)
 				require.NoError(t, err)
 				require.NoError(t, json.Unmarshal(b, &rec), "layer record %s", mk)
-				kept += sizeOf[rec.Digest]
+				kept += sizeOf[rec.Identity]
 			}
 			return kept
 		},
@@ -886,7 +741,7 @@ func TestKillResumeOCILayers(t *testing.T) {
 // (a modelcar of three gzip layers) through the proxy, with the same
 // classification and table as the S3 suite.
 func TestReliabilityFaultsOCI(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	want := map[string][]byte{}
 	var layers [][]byte
 	for i := range 3 {
@@ -897,8 +752,8 @@ func TestReliabilityFaultsOCI(t *testing.T) {
 	repo := oci2eRepo(t)
 	digests, sizes := oci2ePush(t, s.Plain, repo, "v1", layers...)
 	otherVersion := filepath.Join(t.TempDir(), "layer-v2")
-	require.NoError(t, os.WriteFile(otherVersion, s3e2eRandom(int(sizes[1]), 98), 0o644))
-	proxy := startFaultProxy(t, "http://"+s.Plain)
+	require.NoError(t, os.WriteFile(otherVersion, testenv.Random(int(sizes[1]), 98), 0o644))
+	proxy, _ := faultproxy.Start(t, "http://"+s.Plain, faultproxy.Config{})
 	src := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/" + repo + ":v1"
 	blobs := "/blobs/(" + strings.Join(digests, "|") + ")$"
 	one := "/blobs/" + digests[1] + "$"
@@ -907,26 +762,26 @@ func TestReliabilityFaultsOCI(t *testing.T) {
 	cases := []struct {
 		name   string
 		runs   int
-		rules  []fpRule
+		rules  []faultproxy.Rule
 		want   outcome
 		reason string
-		check  func(t *testing.T, st fpStats, elapsed time.Duration)
+		check  func(t *testing.T, st faultproxy.Stats, elapsed time.Duration)
 	}{
 		// Layers are read in one range each here, so faults hit fixed reads
 		// (run r skips r of them) rather than a share of many.
-		{name: "reset mid-body (2 layer reads)", runs: 3, rules: []fpRule{{Kind: "reset", Path: blobs, Times: 2, At: -1}}, want: recovered},
-		{name: "truncated body, clean EOF (2 reads)", runs: 3, rules: []fpRule{{Kind: "truncate", Path: blobs, Times: 2, At: -1}}, want: recovered},
-		{name: "500 (2 layer reads)", runs: 3, rules: []fpRule{{Kind: "500", Path: blobs, Times: 2}}, want: recovered},
-		{name: "429 + Retry-After (2 reads)", runs: 1, rules: []fpRule{{Kind: "429", Path: blobs, Times: 2, RetryAfter: 1}}, want: recovered},
-		{name: "stall 3s mid-body (once)", runs: 1, rules: []fpRule{{Kind: "stall", Path: one, At: 1000, Stall: "3s", Times: 1}}, want: recovered},
-		{name: "flipped bit once", runs: 1, rules: []fpRule{{Kind: "flip", Path: one, At: -1, Times: 1}}, want: recovered},
-		{name: "other version halfway once", runs: 1, rules: []fpRule{{Kind: "swap", Path: one, At: -1, Times: 1, SwapFile: otherVersion}}, want: recovered},
-		{name: "flipped bit, every read", runs: 1, rules: []fpRule{{Kind: "flip", Path: one, At: -1}}, want: detected, reason: "digest mismatch"},
-		{name: "other version halfway, every read", runs: 1, rules: []fpRule{{Kind: "swap", Path: one, At: -1, SwapFile: otherVersion}},
+		{name: "reset mid-body (2 layer reads)", runs: 3, rules: []faultproxy.Rule{{Kind: "reset", Path: blobs, Times: 2, At: -1}}, want: recovered},
+		{name: "truncated body, clean EOF (2 reads)", runs: 3, rules: []faultproxy.Rule{{Kind: "truncate", Path: blobs, Times: 2, At: -1}}, want: recovered},
+		{name: "500 (2 layer reads)", runs: 3, rules: []faultproxy.Rule{{Kind: "500", Path: blobs, Times: 2}}, want: recovered},
+		{name: "429 + Retry-After (2 reads)", runs: 1, rules: []faultproxy.Rule{{Kind: "429", Path: blobs, Times: 2, RetryAfter: 1}}, want: recovered},
+		{name: "stall 3s mid-body (once)", runs: 1, rules: []faultproxy.Rule{{Kind: "stall", Path: one, At: 1000, Stall: faultproxy.Duration(3 * time.Second), Times: 1}}, want: recovered},
+		{name: "flipped bit once", runs: 1, rules: []faultproxy.Rule{{Kind: "flip", Path: one, At: -1, Times: 1}}, want: recovered},
+		{name: "other version halfway once", runs: 1, rules: []faultproxy.Rule{{Kind: "swap", Path: one, At: -1, Times: 1, SwapFile: otherVersion}}, want: recovered},
+		{name: "flipped bit, every read", runs: 1, rules: []faultproxy.Rule{{Kind: "flip", Path: one, At: -1}}, want: detected, reason: "digest mismatch"},
+		{name: "other version halfway, every read", runs: 1, rules: []faultproxy.Rule{{Kind: "swap", Path: one, At: -1, SwapFile: otherVersion}},
 			want: detected, reason: "digest mismatch"},
-		{name: "500 on every layer read", runs: 1, rules: []fpRule{{Kind: "500", Path: one}}, want: detected,
+		{name: "500 on every layer read", runs: 1, rules: []faultproxy.Rule{{Kind: "500", Path: one}}, want: detected,
 			reason: fmt.Sprintf("gave up after %d attempts", streamAttempts),
-			check: func(t *testing.T, st fpStats, _ time.Duration) {
+			check: func(t *testing.T, st faultproxy.Stats, _ time.Duration) {
 				assert.LessOrEqual(t, st.Faults["500"], int64(streamAttempts), "attempts are bounded")
 			}},
 	}
@@ -938,14 +793,14 @@ func TestReliabilityFaultsOCI(t *testing.T) {
 				for i := range rules {
 					rules[i].Skip = run
 				}
-				proxy.set(t, fpConfig{Seed: uint64(run + 1), Rules: rules})
+				require.NoError(t, proxy.Reconfigure(faultproxy.Config{Seed: uint64(run + 1), Rules: rules}, 30*time.Second))
 				dest := filepath.Join(t.TempDir(), "m")
 				termLog := filepath.Join(t.TempDir(), "termination-log")
 				require.NoError(t, os.WriteFile(termLog, nil, 0o644))
 				start := time.Now()
 				_, stderr, code := runSI(t, nil, "--termination-log", termLog, src, dest)
 				elapsed := time.Since(start)
-				st := proxy.stats(t)
+				st := proxy.Stats()
 				o := classify(t, code, dest, want)
 				if o == detected && fc.want == detected {
 					reason, _ := os.ReadFile(termLog)
@@ -955,10 +810,10 @@ func TestReliabilityFaultsOCI(t *testing.T) {
 					}
 					assert.Equal(t, 1, code)
 				}
-				table.add(fc.name, o, st.faults())
+				table.add(fc.name, o, st.FaultCount())
 				assert.Equal(t, fc.want.String(), o.String(), "stderr: %s", stderr)
 				if fc.want == recovered {
-					assert.Positive(t, st.faults(), "the fault must actually hit for the run to count")
+					assert.Positive(t, st.FaultCount(), "the fault must actually hit for the run to count")
 					oci2eCheckTree(t, dest, want)
 				}
 				if fc.check != nil {
@@ -975,7 +830,7 @@ func TestReliabilityFaultsOCI(t *testing.T) {
 // layers are being streamed through decompressors and extractors when the
 // signal comes.
 func TestSigtermOCIStopsFastAndResumes(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	want := map[string][]byte{}
 	var layers [][]byte
 	for i := range 6 {
@@ -990,16 +845,16 @@ func TestSigtermOCIStopsFastAndResumes(t *testing.T) {
 		total += n
 	}
 	count := "/blobs/(" + strings.Join(digests, "|") + ")$"
-	proxy := startFaultProxy(t, "http://"+s.Plain)
+	proxy, _ := faultproxy.Start(t, "http://"+s.Plain, faultproxy.Config{})
 	src := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/" + repo + ":v1"
 	dest := filepath.Join(t.TempDir(), "m")
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	require.NoError(t, os.WriteFile(termLog, nil, 0o644))
 
-	proxy.set(t, fpConfig{HoldAfter: total * 2 / 3, Count: count})
+	require.NoError(t, proxy.Reconfigure(faultproxy.Config{HoldAfter: total * 2 / 3, Count: count}, 30*time.Second))
 	cmd, out := startSI(t, nil, "--termination-log", termLog, src, dest)
 	exited := waitExit(cmd)
-	require.True(t, waitFor(t, 60*time.Second, func() bool { return proxy.stats(t).Held }), "no progress: %s", out)
+	require.True(t, waitFor(t, 60*time.Second, func() bool { return proxy.Stats().Held }), "no progress: %s", out)
 	time.Sleep(200 * time.Millisecond) // let finished layers be recorded
 	start := time.Now()
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
@@ -1010,7 +865,7 @@ func TestSigtermOCIStopsFastAndResumes(t *testing.T) {
 		t.Fatalf("still running 10s after SIGTERM: %s", out)
 	}
 	took := time.Since(start)
-	proxy.release(t)
+	proxy.Release()
 	t.Logf("SIGTERM (OCI): exited in %s with %v", took, err)
 	assert.Less(t, took, 2*time.Second, "exits within 2 seconds of SIGTERM")
 	var ee *exec.ExitError
@@ -1021,10 +876,10 @@ func TestSigtermOCIStopsFastAndResumes(t *testing.T) {
 	assert.Contains(t, string(reason), "stopped by signal")
 	assert.Empty(t, finalFiles(t, dest), "nothing committed from an incomplete image")
 
-	proxy.set(t, fpConfig{Count: count})
+	require.NoError(t, proxy.Reconfigure(faultproxy.Config{Count: count}, 30*time.Second))
 	_, stderr, code := runSI(t, nil, src, dest)
 	require.Equal(t, 0, code, stderr)
-	fetched := proxy.stats(t).ObjectBytes
+	fetched := proxy.Stats().ObjectBytes
 	t.Logf("SIGTERM (OCI) at %s of %s: rerun fetched %s", mib(total*2/3), mib(total), mib(fetched))
 	assert.Less(t, fetched, total, "the rerun keeps the layers verified before the signal")
 	oci2eCheckTree(t, dest, want)

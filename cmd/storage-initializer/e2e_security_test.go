@@ -31,6 +31,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/storage-initializer/storage-initializer/internal/faultproxy"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
 )
 
 // Hostile input and environment faults, run through the binary: each
@@ -59,7 +62,7 @@ type failureCase struct {
 }
 
 // secretsIn lists the secrets a failure's output must not contain.
-func secretsIn(m s3e2eServer) []string {
+func secretsIn(m testenv.MinIOServer) []string {
 	return []string{plantedSecret, plantedToken, plantedConfig, m.SecretKey}
 }
 
@@ -68,22 +71,22 @@ func secretsIn(m s3e2eServer) []string {
 var otherTypeConfig = `STORAGE_CONFIG={"type":"gcs","private_key":"` + plantedConfig + `"}`
 
 func TestSecurityFailurePaths(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
-	model := map[string][]byte{"w.bin": s3e2eRandom(3<<20, 71), "config.json": []byte(`{"a":1}`)}
+	model := map[string][]byte{"w.bin": testenv.Random(3<<20, 71), "config.json": []byte(`{"a":1}`)}
 	for rel, b := range model {
 		m.Put(t, bucket, "m/"+rel, b, types.ChecksumAlgorithmCrc64nvme)
 	}
-	m.Put(t, bucket, "big/w.bin", s3e2eRandom(16<<20, 72), types.ChecksumAlgorithmCrc64nvme)
+	m.Put(t, bucket, "big/w.bin", testenv.Random(16<<20, 72), types.ChecksumAlgorithmCrc64nvme)
 	many := map[string][]byte{}
 	for i := range 60 {
-		many[fmt.Sprintf("f%02d.bin", i)] = s3e2eRandom(100<<10, int64(200+i))
+		many[fmt.Sprintf("f%02d.bin", i)] = testenv.Random(100<<10, int64(200+i))
 	}
 	putAll(t, m, bucket, "many/", many, types.ChecksumAlgorithmCrc32c)
 	good := func(extra ...string) []string {
 		return append(append(s3e2eKeys(m), "AWS_ENDPOINT_URL="+m.Endpoint, otherTypeConfig), extra...)
 	}
-	var proxy *fpProxy // started by the ENOSPC case
+	var proxy *faultproxy.Proxy // started by the ENOSPC case
 
 	cases := []failureCase{{
 		name: "wrong access key id",
@@ -168,13 +171,13 @@ func TestSecurityFailurePaths(t *testing.T) {
 	}, {
 		name: "ENOSPC while fetching (the disk filled up meanwhile)",
 		setup: func(t *testing.T) ([]string, string, string) {
-			proxy = startFaultProxy(t, m.Endpoint)
-			proxy.set(t, fpConfig{HoldAfter: 1 << 20})
+			proxy, _ = faultproxy.Start(t, m.Endpoint, faultproxy.Config{})
+			require.NoError(t, proxy.Reconfigure(faultproxy.Config{HoldAfter: 1 << 20}, 30*time.Second))
 			return append(good(), "AWS_ENDPOINT_URL="+proxy.URL), "s3://" + bucket + "/many", mountTmpfs(t, "size=8m")
 		},
 		during: func(t *testing.T, dest string) {
 			fillFilesystem(t, dest)
-			proxy.release(t)
+			proxy.Release()
 		},
 		reason: "no space left",
 		check: func(t *testing.T, dest string) {
@@ -249,7 +252,7 @@ func TestSecurityFailurePaths(t *testing.T) {
 				stdout, stderr, code = runSI(t, env, args...)
 			} else {
 				cmd, out := startSI(t, env, args...)
-				require.True(t, waitFor(t, 30*time.Second, func() bool { return proxy.stats(t).Held }), "never held: %s", out)
+				require.True(t, waitFor(t, 30*time.Second, func() bool { return proxy.Stats().Held }), "never held: %s", out)
 				fc.during(t, dest)
 				err := cmd.Wait()
 				code = cmd.ProcessState.ExitCode()
@@ -278,9 +281,9 @@ func TestSecurityFailurePaths(t *testing.T) {
 // TestSecurityTLSWithCABundle is the positive half of the untrusted-TLS
 // case: the same endpoint works once AWS_CA_BUNDLE names its certificate.
 func TestSecurityTLSWithCABundle(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
-	body := s3e2eRandom(2<<20, 81)
+	body := testenv.Random(2<<20, 81)
 	m.Put(t, bucket, "m/w.bin", body, types.ChecksumAlgorithmSha256)
 	url, caFile := tlsFront(t, m)
 	dest := t.TempDir()
@@ -293,9 +296,9 @@ func TestSecurityTLSWithCABundle(t *testing.T) {
 // to a file outside DEST; the download replaces the link with the real file
 // and the outside file keeps its content.
 func TestHostileSymlinkToAFileIsReplacedNotFollowed(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
-	body := s3e2eRandom(3<<20+1, 82)
+	body := testenv.Random(3<<20+1, 82)
 	m.Put(t, bucket, "m/w.bin", body, types.ChecksumAlgorithmCrc64nvme)
 	parent := t.TempDir()
 	dest, victim := filepath.Join(parent, "dest"), filepath.Join(parent, "victim")
@@ -318,7 +321,7 @@ func TestHostileSymlinkToAFileIsReplacedNotFollowed(t *testing.T) {
 // has "..": it refuses it (then the fake server above covers the binary),
 // or stores it, and then the binary must refuse to write it.
 func TestHostileKeysOnMinIO(t *testing.T) {
-	m := s3e2eMinIO(t)
+	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	m.Put(t, bucket, "m/ok.bin", []byte("ok"), "")
 	_, err := m.Client().PutObject(context.Background(), &s3.PutObjectInput{
@@ -371,7 +374,7 @@ func noEscape(name string) func(t *testing.T, dest string) {
 // tlsFront serves MinIO over HTTPS with httptest's self-signed certificate
 // (a reverse proxy that keeps Host, so signatures stay valid). It returns
 // the URL and a PEM file of the certificate.
-func tlsFront(t *testing.T, m s3e2eServer) (string, string) {
+func tlsFront(t *testing.T, m testenv.MinIOServer) (string, string) {
 	t.Helper()
 	target, err := url.Parse(m.Endpoint)
 	require.NoError(t, err)
@@ -474,7 +477,7 @@ func fillFilesystem(t *testing.T, dir string) {
 // in the termination log, and neither the password nor its base64 form is
 // ever printed.
 func TestSecurityOCIFailurePaths(t *testing.T) {
-	s := oci2eRegistries(t)
+	s := testenv.Registry(t)
 	l0, _ := oci2eLayer(t, "w.bin", 50_000, 91)
 	repo := oci2eRepo(t)
 	oci2ePush(t, s.Plain, repo, "v1", l0)
@@ -619,7 +622,7 @@ func TestHostileArchivesOverHTTP(t *testing.T) {
 		{path: "/devices.tar.gz", reason: "null"},
 		{path: "/names.tar.gz", reason: "line"},
 		{path: "/slip.zip", reason: "escape-zip-slip"},
-		{path: "/bomb.tar.gz", small: true, reason: "no space left"},
+		{path: "/bomb.tar.gz", small: true, reason: "not enough space for zeros.bin: need 64.0 MiB"}, // before a byte is written
 	} {
 		t.Run(strings.TrimPrefix(tc.path, "/"), func(t *testing.T) {
 			parent := t.TempDir()

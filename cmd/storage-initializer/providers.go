@@ -2,20 +2,25 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/azblob"
 )
 
+// azureBlobKey is the registry key of the Azure Blob provider: its URIs are
+// https:// URIs of Azure's hosts, routed by azblob.Matches before the
+// generic https:// provider sees them.
+const azureBlobKey = "azure-blob"
+
 // registry maps URI schemes to providers.
-type registry map[string]provider.Provider
+type registry map[string]provider.Planner
 
 func newProviders(eng *engine.Engine, cfg *config, getenv func(string) string) registry {
 	r := registry{}
-	for _, p := range buildProviders(eng, cfg, getenv) {
+	for _, p := range buildProviders(eng.PlanSettings(), cfg, getenv) {
 		for _, s := range p.Schemes() {
 			r[s] = p
 		}
@@ -34,7 +39,7 @@ func schemeOf(src string) string {
 	return ""
 }
 
-func (r registry) forURI(src string) (provider.Provider, error) {
+func (r registry) forURI(src string) (provider.Planner, error) {
 	s := schemeOf(src)
 	switch {
 	case azblob.Matches(src):
@@ -50,12 +55,12 @@ func (r registry) forURI(src string) (provider.Provider, error) {
 	if s == "" {
 		what = "no scheme"
 	}
-	return nil, &usageError{fmt.Sprintf("unsupported source %s (%s): supported are %s; hf:// is not supported yet",
+	return nil, &usageError{fmt.Sprintf("unsupported source %s (%s): supported are %s; Azure File shares, hdfs:// and git are not supported yet",
 		redactURI(src), what, r.supported())}
 }
 
 func (r registry) supported() string {
-	order := []string{"s3", "gs", "oci", "oci+fetch", "pvc", "file", "http", "https"}
+	order := []string{"s3", "gs", "oci", "oci+fetch", "hf", "modelscope", "pvc", "file", "http", "https"}
 	var out []string
 	for _, s := range order {
 		if _, ok := r[s]; ok {
@@ -71,18 +76,6 @@ func (r registry) supported() string {
 	return strings.Join(out, ", ")
 }
 
-// redactURI drops user info and query strings (presigned URLs carry
-// credentials there) before a URI reaches a log or an error.
-func redactURI(src string) string {
-	u, err := url.Parse(src)
-	if err != nil || u.Scheme == "" {
-		return src
-	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "REDACTED"
-	}
-	return u.String()
-}
+// redactURI is redact.URI: user info, query and fragment cut by hand,
+// whether or not src parses, before a URI reaches a log or an error.
+func redactURI(src string) string { return redact.URI(src) }

@@ -1,28 +1,48 @@
 package main
 
 import (
-	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/azblob"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/gcs"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/hf"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/httpsrc"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/modelscope"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/oci"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/pvc"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/s3"
 )
 
 // buildProviders constructs every provider this binary ships.
-func buildProviders(eng *engine.Engine, cfg *config, getenv func(string) string) []provider.Provider {
+//
+// Every data request already holds one of the engine's --concurrency
+// tokens; the S3, OCI and http(s) transports also share one limiter of the
+// same size at the wire, so planning requests (listings, HEADs, manifests,
+// registry tokens) can never add to what the servers see.
+func buildProviders(set provider.Settings, cfg *config, getenv func(string) string) []provider.Planner {
+	wire := httpx.NewLimiter(set.Conns())
 	ociOpts := []oci.Option{oci.WithGetenv(getenv), oci.WithPlatform(cfg.platform), oci.WithCABundle(cfg.caBundle),
-		oci.WithLimits(cfg.maxExtractBytes, cfg.maxExtractEntries)}
+		oci.WithLimiter(wire)}
 	if len(cfg.insecureRegistries) > 0 {
 		ociOpts = append(ociOpts, oci.WithInsecure(cfg.insecureRegistries...))
 	}
 	if len(cfg.registryMirrors) > 0 {
 		ociOpts = append(ociOpts, oci.WithRegistryMirrors(cfg.registryMirrors...))
 	}
-	return append([]provider.Provider{
-		oci.New(eng, ociOpts...),
-		s3.New(eng, s3.WithGetenv(getenv)),
-		pvc.New(eng, pvc.WithRoot(cfg.pvcRoot), pvc.WithMode(pvc.Mode(cfg.pvcMode)), pvc.WithManifest(cfg.manifest)),
-		httpsrc.New(eng, httpsrc.WithGetenv(getenv)),
-	}, cloudProviders(eng, getenv)...)
+	return []provider.Planner{
+		oci.New(set, ociOpts...),
+		s3.New(set, s3.WithGetenv(getenv), s3.WithLimiter(wire)),
+		pvc.New(set, pvc.WithRoot(cfg.pvcRoot), pvc.WithMode(pvc.Mode(cfg.pvcMode)), pvc.WithManifest(cfg.manifest)),
+		httpsrc.New(set, httpsrc.WithGetenv(getenv), httpsrc.WithLimiter(wire)),
+		hf.New(hf.WithGetenv(getenv), hf.WithLogger(set.Logger()), hf.WithConns(set.Conns())),
+		modelscope.New(modelscope.WithGetenv(getenv), modelscope.WithLogger(set.Logger()), modelscope.WithConns(set.Conns())),
+		gcs.New(gcs.WithGetenv(getenv), gcs.WithLogger(set.Logger()), gcs.WithConcurrency(set.Conns()), gcs.WithLimiter(wire)),
+		azureBlob{azblob.New(azblob.WithGetenv(getenv), azblob.WithLogger(set.Logger()), azblob.WithConcurrency(set.Conns()), azblob.WithLimiter(wire))},
+	}
 }
+
+// azureBlob registers the Azure Blob provider under azureBlobKey rather
+// than "https", which belongs to the generic web provider.
+type azureBlob struct{ *azblob.Provider }
+
+func (azureBlob) Schemes() []string { return []string{azureBlobKey} }

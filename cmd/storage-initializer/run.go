@@ -10,8 +10,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/pkg/confidential"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/progress"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 // Exit codes.
@@ -66,6 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		engine.WithObserver(prog),
 		engine.WithFilter(cfg.filter),
 		engine.WithDryRun(cfg.dryRun),
+		engine.WithUnpackLimits(cfg.maxExtractBytes, cfg.maxExtractEntries),
 	}
 	if cfg.cacheDir != "" {
 		// A cache is an accelerator: an unusable one is a warning, never a failure.
@@ -88,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail(cfg, log, stderr, err, exitUsage)
 		}
 		if cfg.dryRun {
-			rep, err := p.Fetch(ctx, src, dest)
+			rep, err := provider.Fetch(ctx, eng, p, src, dest) // the engine only lists
 			if err != nil {
 				return fail(cfg, log, stderr, err, exitFail)
 			}
@@ -99,11 +102,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail(cfg, log, stderr, fmt.Errorf("create destination %s: %w", dest, err), exitFail)
 		}
 		log.Info("fetching", zap.String("source", redactURI(src)), zap.String("dest", dest))
-		rep, err := p.Fetch(ctx, src, dest)
+		rep, err := provider.Fetch(ctx, eng, p, src, dest)
 		if err != nil {
 			if ctx.Err() != nil {
 				err = fmt.Errorf("stopped by signal while fetching %s; rerun with the same arguments to resume: %w", redactURI(src), err)
 			}
+			return fail(cfg, log, stderr, err, exitFail)
+		}
+		// KServe's confidential mode: decrypt *.jwe under DEST, fail closed.
+		if err := confidential.Apply(ctx, dest, getenv, log); err != nil {
 			return fail(cfg, log, stderr, err, exitFail)
 		}
 		total.Add(rep)

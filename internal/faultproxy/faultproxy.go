@@ -9,10 +9,9 @@
 // requests (SigV4) for the proxy's address, and MinIO checks the signature
 // against the Host it receives, so signed requests stay valid.
 //
-// Tests inside pkg/ use it in process (New, Start). The binary's end-to-end
-// tests live in cmd/, which Go's internal rule keeps from importing this
-// package; they run cmd/faultproxy instead and drive it over its admin API
-// (see admin.go).
+// Tests use it in process (New, Start), the binary's end-to-end tests in
+// cmd/ too. cmd/faultproxy runs it as its own process, driven over its
+// admin API (see admin.go), for trying the binary against faults by hand.
 package faultproxy
 
 import (
@@ -36,6 +35,9 @@ const AdminPrefix = "/_faultproxy/"
 
 // Proxy is the fault-injecting reverse proxy. It is an http.Handler.
 type Proxy struct {
+	// URL is where Start serves the proxy (empty for New).
+	URL string
+
 	target *url.URL
 	tr     *http.Transport
 	admin  bool
@@ -94,6 +96,7 @@ func Start(tb testing.TB, target string, cfg Config, opts ...Option) (*Proxy, st
 		tb.Fatal(err)
 	}
 	srv := httptest.NewServer(p)
+	p.URL = srv.URL
 	tb.Cleanup(func() {
 		p.Release() // unblock held responses so Close does not wait on them
 		srv.Close()

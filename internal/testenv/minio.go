@@ -15,6 +15,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,29 +238,50 @@ type ProxyOptions struct {
 	// path ends with it, as a faulty disk, NIC or middlebox would.
 	CorruptSuffix string
 	// BytesPerSecond throttles each response body (0: no limit), so a test
-	// can stop a download halfway.
+	// can stop a download halfway: every successful GET's, or, with
+	// Count, the ones Count selects.
 	BytesPerSecond int64
+	// Count, when set, selects the responses whose body bytes are added
+	// to Counted as the client reads them (a node cache test measures
+	// the object bytes the store served).
+	Count   func(*http.Request) bool
+	Counted *atomic.Int64
 }
 
 // Proxy starts a plain-HTTP reverse proxy to the server and returns its
 // endpoint. Signatures stay valid: the proxy keeps the Host header.
 func (m MinIOServer) Proxy(t testing.TB, o ProxyOptions) string {
 	t.Helper()
-	target, err := url.Parse(m.Endpoint)
+	return ReverseProxy(t, m.Endpoint, o)
+}
+
+// ReverseProxy starts a plain-HTTP reverse proxy to target (MinIO, a
+// registry) for the test's duration and returns its URL.
+func ReverseProxy(t testing.TB, target string, o ProxyOptions) string {
+	t.Helper()
+	u, err := url.Parse(target)
 	if err != nil {
-		t.Fatalf("parse %s: %v", m.Endpoint, err)
+		t.Fatalf("parse %s: %v", target, err)
 	}
-	rp := httputil.NewSingleHostReverseProxy(target)
+	if o.Count != nil && o.Counted == nil {
+		t.Fatal("testenv.ProxyOptions: Count without Counted")
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = log.New(io.Discard, "", 0) // a client killed mid-body is expected
 	rp.ModifyResponse = func(r *http.Response) error {
-		if r.Request.Method != http.MethodGet || r.StatusCode/100 != 2 {
-			return nil
+		get := r.Request.Method == http.MethodGet && r.StatusCode/100 == 2
+		selected := get
+		if o.Count != nil {
+			selected = o.Count(r.Request)
 		}
-		if o.CorruptSuffix != "" && strings.HasSuffix(r.Request.URL.Path, o.CorruptSuffix) {
+		if get && o.CorruptSuffix != "" && strings.HasSuffix(r.Request.URL.Path, o.CorruptSuffix) {
 			r.Body = &bitFlipper{ReadCloser: r.Body}
 		}
-		if o.BytesPerSecond > 0 {
+		if selected && o.BytesPerSecond > 0 {
 			r.Body = &throttled{ReadCloser: r.Body, bps: o.BytesPerSecond}
+		}
+		if selected && o.Count != nil {
+			r.Body = &counting{ReadCloser: r.Body, n: o.Counted}
 		}
 		return nil
 	}
@@ -301,6 +323,18 @@ func (r *throttled) Read(p []byte) (int, error) {
 	}
 	n, err := r.ReadCloser.Read(p)
 	time.Sleep(time.Duration(int64(n) * int64(time.Second) / r.bps))
+	return n, err
+}
+
+// counting adds the bytes read through it to n.
+type counting struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
 	return n, err
 }
 

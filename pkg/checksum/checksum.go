@@ -26,6 +26,9 @@ const (
 	SHA1      Algorithm = "sha1"
 	SHA256    Algorithm = "sha256"
 	MD5       Algorithm = "md5"
+	// GitSHA1 is git's blob object id: SHA-1 over "blob <size>\x00" and
+	// then the content (Hugging Face lists it as a file's "oid").
+	GitSHA1 Algorithm = "git-sha1"
 )
 
 // IsCRC reports whether the algorithm is a CRC whose values for consecutive
@@ -47,8 +50,20 @@ func (a Algorithm) New() hash.Hash {
 		return sha256.New()
 	case MD5:
 		return md5.New()
+	case GitSHA1:
+		return sha1.New() // unseeded: only its Size is meaningful; hash with NewSized
 	}
 	panic("checksum: unknown algorithm " + string(a))
+}
+
+// NewSized returns a fresh hash for content of the given size: GitSHA1 is
+// seeded with the blob header, which needs the size; every other algorithm
+// is New().
+func (a Algorithm) NewSized(size int64) hash.Hash {
+	if a == GitSHA1 {
+		return newGitBlobSHA1(size)
+	}
+	return a.New()
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -128,9 +143,10 @@ func ParseHex(alg Algorithm, s string) (Value, error) {
 
 // Strength orders values: the engine verifies with the strongest one offered.
 // Full-object values beat composite ones (no part layout needed), cryptographic
-// digests beat CRCs, and MD5 (ETag) comes last.
+// digests beat CRCs, and MD5 (ETag) comes last. A git blob SHA-1 is a SHA-1
+// of the content with a fixed header, as strong as SHA-1 and below SHA-256.
 func Strength(v Value) int {
-	rank := map[Algorithm]int{SHA256: 6, SHA1: 5, CRC64NVME: 4, CRC32C: 3, CRC32: 2, MD5: 1}[v.Algorithm]
+	rank := map[Algorithm]int{SHA256: 6, SHA1: 5, GitSHA1: 5, CRC64NVME: 4, CRC32C: 3, CRC32: 2, MD5: 1}[v.Algorithm]
 	if v.Composite {
 		return rank
 	}

@@ -39,14 +39,20 @@ type Cache struct {
 // Callers treat an error as "no cache" and warn: a cache is an accelerator,
 // never a reason to fail.
 func OpenCache(dir string, maxBytes int64) (*Cache, error) {
-	for _, sub := range []string{"entries", "tmp", "locks"} {
-		if err := os.MkdirAll(path.Join(dir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("cache folder %s is not usable: %w", dir, err)
-		}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache folder %s is not usable: %w", dir, err)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("cache folder %s is not usable: %w", dir, err)
+	}
+	// Sub-folders through the root: a symlink planted in the cache cannot
+	// send them elsewhere.
+	for _, sub := range []string{"entries", "tmp", "locks"} {
+		if err := root.MkdirAll(sub, 0o755); err != nil {
+			root.Close()
+			return nil, fmt.Errorf("cache folder %s is not usable: %w", dir, err)
+		}
 	}
 	probe := path.Join("tmp", fmt.Sprintf(".probe-%d", os.Getpid()))
 	f, err := root.OpenFile(probe, os.O_CREATE|os.O_WRONLY, 0o600)
@@ -240,10 +246,10 @@ func (c *Cache) copyInto(dest *os.Root, fr *fileRun, k, tmp string) (string, err
 	if err := dst.Chmod(fileMode(fr.f.Mode)); err != nil {
 		return "", err
 	}
-	writeStamp(dst, fr.stampValue())
 	if !fr.f.ModTime.IsZero() {
-		_ = os.Chtimes(dst.Name(), fr.f.ModTime, fr.f.ModTime)
+		_ = dest.Chtimes(tmp, fr.f.ModTime, fr.f.ModTime)
 	}
+	sealStamp(dst, fr.stampValue())
 	return how, dst.Close()
 }
 

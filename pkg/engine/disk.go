@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +21,47 @@ func readStamp(f *os.File) string {
 		return ""
 	}
 	return string(buf[:n])
+}
+
+// sealWindow is how long after its stamp a committed file's ctime may be:
+// the stamp is written, then the file is renamed into place (which sets the
+// ctime), all within microseconds. A later ctime means the file was changed
+// (ctime cannot be set back by an unprivileged user), so it is re-verified.
+// A slow machine only costs a re-verification, never trust.
+const sealWindow = 500 * time.Millisecond
+
+// sealStamp writes a verified file's stamp, bound to what an in-place
+// change cannot keep: inode, mtime (set it first), and a seal time its
+// ctime must not move past.
+func sealStamp(f *os.File, content string) {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return
+	}
+	writeStamp(f, fmt.Sprintf("%s bind=%d:%d:%d", content, st.Ino, st.Mtim.Nano(), time.Now().UnixNano()))
+}
+
+// stampContent returns the content part of a stamp when its binding still
+// holds for f, else "".
+func stampContent(f *os.File) string {
+	rec := readStamp(f)
+	content, bind, ok := strings.Cut(rec, " bind=")
+	if !ok {
+		return ""
+	}
+	var ino uint64
+	var mtime, sealed int64
+	if _, err := fmt.Sscanf(bind, "%d:%d:%d", &ino, &mtime, &sealed); err != nil {
+		return ""
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Ino != ino || st.Mtim.Nano() != mtime {
+		return ""
+	}
+	if c := st.Ctim.Nano(); c < sealed-int64(sealWindow) || c > sealed+int64(sealWindow) {
+		return ""
+	}
+	return content
 }
 
 // writeStamp is best effort: filesystems without user xattrs (some tmpfs)

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"errors"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,4 +45,21 @@ func RetryAfter(err error, d time.Duration) error {
 		return nil
 	}
 	return &retryAfterError{err, d}
+}
+
+// ParseRetryAfter reads a Retry-After header value, in seconds or as an
+// HTTP-date (RFC 9110 §10.2.3), as the delay from now; the one parser every
+// provider uses.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 32); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
 }

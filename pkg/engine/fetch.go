@@ -8,11 +8,11 @@ import (
 	"io"
 	"os"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
+	"github.com/storage-initializer/storage-initializer/pkg/human"
 )
 
 // run is the state shared by one Fetch.
@@ -48,47 +48,25 @@ const (
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// Fetch produces files under dest: every file is fetched in ranges (one
-// global bound on requests in flight), written into a pre-allocated
-// temporary file in DEST's state folder, verified, and only then renamed to
-// its final name. Files already complete are kept; partial ones resume.
-func (e *Engine) Fetch(ctx context.Context, dest string, files []File) (*Report, error) {
-	start := time.Now()
-	if e.dryRun {
-		return e.dryRunReport(files)
-	}
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return nil, fmt.Errorf("create destination %s: %w", dest, err)
-	}
-	root, err := os.OpenRoot(dest)
-	if err != nil {
-		return nil, fmt.Errorf("open destination %s: %w", dest, err)
-	}
-	defer root.Close()
-
-	runs, err := e.plan(files)
-	if err != nil {
-		return nil, err
+// fetchFiles produces files under root (DEST, or a unit's folder): every
+// file is fetched in ranges (within the engine's one bound on requests in
+// flight), written into a pre-allocated temporary file in the state
+// folder, verified, and only then renamed to its final name. Files already
+// complete are kept; partial ones resume. Planned was already reported.
+func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun) (*Report, error) {
+	if len(runs) == 0 {
+		return &Report{}, nil
 	}
 	if err := root.MkdirAll(StateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create state folder in %s: %w", dest, err)
+		return nil, fmt.Errorf("create state folder in %s: %w", root.Name(), err)
 	}
-	if err := e.checkSpace(root, dest, runs); err != nil {
-		return nil, err
-	}
-	var total int64
-	for _, fr := range runs {
-		total += fr.f.Size
-	}
-	e.observer.Planned(len(runs), total)
-
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &run{e: e, ctx: ctx, cancel: cancel, root: root, jobs: make(chan job),
 		drained: make(chan struct{}), open: map[*fileRun]struct{}{}}
 
 	var workers sync.WaitGroup
-	for range e.concurrency {
+	for range min(e.concurrency, len(runs)*maxChunks(runs)) {
 		workers.Go(r.work)
 	}
 	for _, fr := range runs {
@@ -110,30 +88,35 @@ func (e *Engine) Fetch(ctx context.Context, dest string, files []File) (*Report,
 	r.mu.Lock()
 	for fr := range r.open {
 		fr.close() // temp files and journals stay for a resume
+		if failure != nil && fr.f.Stream {
+			_ = fr.store.Remove(fr.tmpName()) // a single stream cannot resume
+		}
 	}
 	r.mu.Unlock()
 	if failure != nil {
-		if errors.Is(failure, context.Canceled) || errors.Is(failure, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("interrupted; rerun with the same arguments to resume: %w", failure)
-		}
 		return nil, failure
 	}
-	if e.cache != nil {
-		e.cache.evict(e.log)
+	for _, fr := range runs {
+		r.report.Bytes += fr.f.Size
 	}
-	removeStateDirIfEmpty(root)
-	r.report.Bytes = total
-	r.report.Duration = time.Since(start)
 	return &r.report, nil
 }
 
-// dryRunReport lists what Fetch would produce and how each file would be
-// verified, touching nothing.
-func (e *Engine) dryRunReport(files []File) (*Report, error) {
-	runs, err := e.plan(files)
-	if err != nil {
-		return nil, err
+// maxChunks is the largest chunk count of one file: workers beyond the
+// chunks there are would only wait.
+func maxChunks(runs []*fileRun) int {
+	n := 1
+	for _, fr := range runs {
+		if fr.f.Size > 0 {
+			n = max(n, int((fr.f.Size+fr.chunkSize-1)/fr.chunkSize))
+		}
 	}
+	return n
+}
+
+// dryRunFiles lists the files Run would produce and how each would be
+// verified, touching nothing.
+func dryRunFiles(runs []*fileRun) *Report {
 	rep := &Report{}
 	for _, fr := range runs {
 		verified := fr.chk.describe()
@@ -142,9 +125,9 @@ func (e *Engine) dryRunReport(files []File) (*Report, error) {
 		}
 		rep.Files = append(rep.Files, FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusPlanned,
 			Verified: verified, Digest: digestOf(fr)})
-		rep.Bytes += fr.f.Size
+		rep.Bytes += max(fr.f.Size, 0)
 	}
-	return rep, nil
+	return rep
 }
 
 // plan validates paths and picks each file's verification up front, so bad
@@ -157,14 +140,14 @@ func (e *Engine) plan(files []File) ([]*fileRun, error) {
 		if err != nil {
 			return nil, fmt.Errorf("refusing to write %q: %w", f.Path, err)
 		}
-		if !f.Unfiltered && !e.Keep(rel) {
+		if !f.Unfiltered && !e.keep(rel) {
 			continue
 		}
 		if seen[rel] {
 			return nil, fmt.Errorf("two source files map to the same path %s", rel)
 		}
 		seen[rel] = true
-		if f.Size < 0 || f.Size > 0 && f.Source == nil {
+		if f.Size < 0 && !f.Stream || f.Size != 0 && f.Source == nil {
 			return nil, fmt.Errorf("internal: file %s has size %d and no source", rel, f.Size)
 		}
 		chk, err := chooseCheck(f, e.verify)
@@ -182,9 +165,12 @@ func (e *Engine) plan(files []File) ([]*fileRun, error) {
 
 // checkSpace fails at once when DEST's filesystem cannot hold what is left
 // to fetch, instead of failing halfway.
-func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun) error {
-	var need int64
+func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra int64) error {
+	need := extra
 	for _, fr := range runs {
+		if fr.f.Size < 0 {
+			continue // a stream of unknown length: checked as it is written
+		}
 		if fi, err := root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
 			continue // probably present; verified later
 		}
@@ -198,7 +184,15 @@ func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun) error {
 		return nil
 	}
 	return fmt.Errorf("not enough space in %s: need %s more, %s available: free space or use a larger volume",
-		dest, humanBytes(need), humanBytes(free))
+		dest, human.Bytes(need), human.Bytes(free))
+}
+
+// named adds the file's origin to an error about it.
+func (fr *fileRun) named(err error) error {
+	if fr.f.Origin == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", fr.f.Origin, err)
 }
 
 // fail stops the whole run with err (the first error wins).
@@ -260,7 +254,7 @@ func (r *run) begin(fr *fileRun) {
 		missing, err = fr.open()
 	}
 	if err != nil {
-		r.fail(fmt.Errorf("prepare %s: %w", fr.rel, err))
+		r.fail(fr.named(fmt.Errorf("prepare %s: %w", fr.rel, err)))
 		return
 	}
 	r.mu.Lock()
@@ -293,7 +287,7 @@ func (r *run) work() {
 			}
 			if err := r.fetchChunk(j.fr, j.chunk); err != nil {
 				if r.ctx.Err() == nil {
-					r.fail(err)
+					r.fail(j.fr.named(err))
 				}
 				return
 			}
@@ -332,10 +326,14 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 	c := fr.chunks[i]
 	alg := fr.crcAlg()
 	var crc uint64
+	var got int64
 	err := r.e.load(r.ctx, fr.f.Source, fr.rel, c.length, c.off, func(body io.Reader) error {
 		var h hash.Hash
-		if alg != "" {
+		switch {
+		case alg != "":
 			h = alg.New()
+		case fr.inlineHash():
+			h = fr.chk.want.Algorithm.NewSized(fr.f.Size)
 		}
 		if fr.inBody {
 			var err error
@@ -347,8 +345,12 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 		defer bufPool.Put(bp)
 		buf := *bp
 		var n int64
-		for n < c.length {
-			m, rerr := body.Read(buf[:min(int64(len(buf)), c.length-n)])
+		for c.length < 0 || n < c.length {
+			want := int64(len(buf))
+			if c.length >= 0 {
+				want = min(want, c.length-n)
+			}
+			m, rerr := body.Read(buf[:want])
 			if m > 0 {
 				if werr := fr.writeAt(buf[:m], c.off+n); werr != nil {
 					r.e.observer.Transferred(-n)
@@ -373,8 +375,9 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 			r.e.observer.Transferred(-n)
 			return fmt.Errorf("short body: got %d of %d bytes: %w", n, c.length, io.ErrUnexpectedEOF)
 		}
+		got = n
 		switch {
-		case fr.inBody && h != nil:
+		case (fr.inBody || fr.inlineHash()) && h != nil:
 			fr.bodySum = h.Sum(nil)
 		case h != nil:
 			crc = checksum.CRCFromSum(h.Sum(nil))
@@ -382,7 +385,15 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 		return nil
 	})
 	if err != nil {
+		if c.length < 0 {
+			return fmt.Errorf("fetch %s: %w", fr.rel, err)
+		}
 		return fmt.Errorf("fetch %s bytes %d-%d: %w", fr.rel, c.off, c.off+c.length-1, err)
+	}
+	if fr.f.Stream {
+		if err := fr.streamDone(got); err != nil {
+			return Permanent(err)
+		}
 	}
 	complete, err := fr.chunkDone(i, crc)
 	if err != nil {
@@ -400,7 +411,7 @@ func (r *run) finalize(fr *fileRun) {
 	sums, err := fr.computed()
 	if err != nil {
 		if r.ctx.Err() == nil {
-			r.fail(fmt.Errorf("verify %s: %w", fr.rel, err))
+			r.fail(fr.named(fmt.Errorf("verify %s: %w", fr.rel, err)))
 		}
 		return
 	}
@@ -422,7 +433,7 @@ func (r *run) finalize(fr *fileRun) {
 		return
 	}
 	if err != nil {
-		r.fail(fmt.Errorf("%w (after one refetch): the object is corrupt at the source or changed; check it or re-upload", err))
+		r.fail(fr.named(fmt.Errorf("%w (after one refetch): the object is corrupt at the source or changed; check it or re-upload", err)))
 		return
 	}
 	res := FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusDownloaded, Verified: fr.chk.describe(),
@@ -454,20 +465,9 @@ func (r *run) finish(fr *fileRun, res FileResult) {
 	r.report.Files = append(r.report.Files, res)
 	r.report.Fetched += res.Fetched
 	r.mu.Unlock()
-	r.e.observer.FileDone(res)
+	if !fr.blob {
+		r.e.observer.FileDone(res)
+	}
 	r.e.log.Debug("file committed", zapResult(res)...)
 	r.addPending(-1)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

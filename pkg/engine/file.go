@@ -38,6 +38,9 @@ type fileRun struct {
 
 	// recorded is the verification an existing file's stamp records.
 	recorded string
+	// blob: a unit's blob fetched whole before it is unpacked; the
+	// progress counts its bytes, not it as a file of the model.
+	blob bool
 
 	tmp     *os.File
 	writeMu sync.Mutex // see writeAt
@@ -136,7 +139,7 @@ func (fr *fileRun) open() ([]int, error) {
 	// which saves two file operations per small file.
 	var jr *journal
 	done := make([]bool, len(fr.chunks))
-	if len(fr.chunks) > 1 {
+	if len(fr.chunks) > 1 && !fr.f.Stream {
 		var err error
 		if jr, done, err = openJournal(root, fr.journalName(), hdr, len(fr.chunks)); err != nil {
 			return nil, err
@@ -149,6 +152,14 @@ func (fr *fileRun) open() ([]int, error) {
 	}
 	fr.tmp, fr.jr, fr.done = tmp, jr, done
 	fr.crcs = make([]uint64, len(fr.chunks))
+	// Any failure below closes both descriptors (a full disk during
+	// preallocation must not leak two per file).
+	ok := false
+	defer func() {
+		if !ok {
+			fr.closeFiles()
+		}
+	}()
 	fi, err := tmp.Stat()
 	if err != nil {
 		return nil, err
@@ -160,7 +171,7 @@ func (fr *fileRun) open() ([]int, error) {
 		}
 	}
 	fr.remaining = len(missing)
-	fr.resumed = len(missing) < len(fr.chunks) && fi.Size() == fr.f.Size
+	fr.resumed = len(missing) < len(fr.chunks) && fi.Size() == fr.f.Size && !fr.f.Stream
 	if !fr.resumed {
 		// A fresh start: drop any bytes from an earlier, different download.
 		clear(fr.done)
@@ -172,7 +183,7 @@ func (fr *fileRun) open() ([]int, error) {
 		if err := tmp.Truncate(0); err != nil {
 			return nil, fmt.Errorf("reset temporary file: %w", err)
 		}
-		if err := preallocate(tmp, fr.f.Size); err != nil {
+		if err := preallocate(tmp, max(fr.f.Size, 0)); err != nil {
 			return nil, err
 		}
 	} else if alg := fr.crcAlg(); alg != "" {
@@ -191,11 +202,37 @@ func (fr *fileRun) open() ([]int, error) {
 	for fr.frontier < len(fr.done) && fr.done[fr.frontier] {
 		fr.frontier++
 	}
-	if fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC() {
+	if fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC() && !fr.inlineHash() {
 		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, tmp, fr.bounds())
 		fr.hasher.advance(fr.readyBytes())
 	}
+	ok = true
 	return missing, nil
+}
+
+// inlineHash says the file's digest is computed as its one stream arrives
+// (a single-stream source) rather than read back from the temp file.
+func (fr *fileRun) inlineHash() bool {
+	return fr.f.Stream && fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC()
+}
+
+// streamDone records the length a single stream delivered: a stream of
+// unknown size takes it, one of known size must match it. The temp file is
+// cut there (an earlier, longer attempt may have left bytes beyond).
+func (fr *fileRun) streamDone(n int64) error {
+	if fr.f.Size >= 0 && n != fr.f.Size {
+		return fmt.Errorf("%s: the server sent %d bytes, %d expected: the file changed or the server is broken", fr.rel, n, fr.f.Size)
+	}
+	if err := fr.tmp.Truncate(n); err != nil {
+		return fmt.Errorf("write %s: %w", fr.rel, err)
+	}
+	fr.mu.Lock()
+	fr.f.Size = n
+	if len(fr.chunks) == 1 {
+		fr.chunks[0].length = n
+	}
+	fr.mu.Unlock()
+	return nil
 }
 
 // readyBytes is the length of the contiguous completed prefix. Callers hold mu
@@ -288,7 +325,7 @@ func (fr *fileRun) computed() ([][]byte, error) {
 	if want == nil {
 		return nil, nil
 	}
-	if fr.inBody {
+	if fr.inBody || fr.inlineHash() {
 		return [][]byte{fr.bodySum}, nil
 	}
 	if !want.Algorithm.IsCRC() {
@@ -369,7 +406,7 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != fr.f.Size {
 		return false
 	}
-	if rec, ok := fr.matchStamp(readStamp(f)); ok {
+	if rec, ok := fr.matchStamp(stampContent(f)); ok {
 		fr.recorded = rec
 		return true
 	}
@@ -385,7 +422,7 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
 	if _, err := fr.compare(sums); err != nil {
 		return false
 	}
-	writeStamp(f, fr.stampValue())
+	sealStamp(f, fr.stampValue())
 	return true
 }
 
@@ -406,14 +443,14 @@ func (fr *fileRun) seal(mode fs.FileMode) error {
 	if err := fr.tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("set mode of %s: %w", fr.rel, err)
 	}
-	writeStamp(fr.tmp, fr.stampValue())
+	if !fr.f.ModTime.IsZero() {
+		_ = fr.store.Chtimes(fr.tmpName(), fr.f.ModTime, fr.f.ModTime)
+	}
+	sealStamp(fr.tmp, fr.stampValue())
 	if err := fr.tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", fr.rel, err)
 	}
 	fr.tmp = nil
-	if !fr.f.ModTime.IsZero() {
-		_ = fr.store.Chtimes(fr.tmpName(), fr.f.ModTime, fr.f.ModTime)
-	}
 	if fr.jr != nil {
 		fr.jr.close()
 		fr.jr = nil

@@ -66,7 +66,7 @@ func (h *seqHasher) run() {
 	defer close(h.finished)
 	buf := make([]byte, 1<<20)
 	var pos int64
-	var cur hash.Hash = h.alg.New()
+	var cur hash.Hash = h.alg.NewSized(h.bounds[0]) // git-sha1 hashes need the size
 	part := 0
 	end := h.bounds[len(h.bounds)-1]
 	for {

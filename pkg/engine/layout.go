@@ -19,6 +19,12 @@ type chunk struct {
 // straddle a part boundary, so per-part checksums can be computed.
 func layoutChunks(f File, size int64) []chunk {
 	var out []chunk
+	if f.Stream {
+		if f.Size == 0 {
+			return nil
+		}
+		return []chunk{{0, f.Size, -1}} // one request for the whole body; -1: unknown length
+	}
 	cut := func(off, n int64, part int) {
 		for n > 0 {
 			l := min(n, size)

@@ -12,6 +12,13 @@ const (
 	DefaultChunkSize   = 16 << 20
 	DefaultMaxAttempts = 5
 	DefaultReadTimeout = 60 * time.Second
+	// DefaultBlobJobs bounds the blobs of a unit (tar layers) fetched and
+	// unpacked at once: each streams through its own decompressor, so on
+	// small nodes two already keep both cores busy.
+	DefaultBlobJobs = 2
+	// DefaultMaxUnpackBytes and DefaultMaxUnpackEntries cap one unit.
+	DefaultMaxUnpackBytes   = 1 << 40
+	DefaultMaxUnpackEntries = 1_000_000
 )
 
 // Engine fetches plans. It holds no per-run state and is safe for concurrent use.
@@ -28,6 +35,10 @@ type Engine struct {
 	filter      func(rel string) bool
 	cache       *Cache
 	dryRun      bool
+	bound       requestBound
+	blobJobs    int   // blobs of one unit unpacked at once
+	maxBytes    int64 // what one unit may unpack (--max-extract-bytes)
+	maxEntries  int64
 }
 
 // Option configures an Engine.
@@ -45,10 +56,14 @@ func New(opts ...Option) *Engine {
 		readTimeout: DefaultReadTimeout,
 		log:         zap.NewNop(),
 		observer:    nopObserver{},
+		blobJobs:    DefaultBlobJobs,
+		maxBytes:    DefaultMaxUnpackBytes,
+		maxEntries:  DefaultMaxUnpackEntries,
 	}
 	for _, o := range opts {
 		o(e)
 	}
+	e.bound = newRequestBound(e.concurrency)
 	return e
 }
 
@@ -123,34 +138,30 @@ func WithFilter(keep func(rel string) bool) Option { return func(e *Engine) { e.
 // writing anything.
 func WithDryRun(on bool) Option { return func(e *Engine) { e.dryRun = on } }
 
-// DryRun reports whether the engine only plans; providers that stage files
-// themselves check it before downloading.
-func (e *Engine) DryRun() bool { return e.dryRun }
+// WithUnpackLimits caps what one unit (an image's tar layers, an archive)
+// may unpack: bytes and entries (tar bombs). Zero keeps the default.
+func WithUnpackLimits(maxBytes, maxEntries int64) Option {
+	return func(e *Engine) {
+		if maxBytes > 0 {
+			e.maxBytes = maxBytes
+		}
+		if maxEntries > 0 {
+			e.maxEntries = maxEntries
+		}
+	}
+}
 
-// Concurrency is the bound on requests in flight; providers size their HTTP
-// connection pools from it.
-func (e *Engine) Concurrency() int { return e.concurrency }
+// WithBlobJobs bounds the blobs of one unit unpacked at once.
+func WithBlobJobs(n int) Option {
+	return func(e *Engine) {
+		if n > 0 {
+			e.blobJobs = n
+		}
+	}
+}
 
-// ChunkSize is the size of each ranged read.
-func (e *Engine) ChunkSize() int64 { return e.chunkSize }
-
-// Caching reports whether a node cache is in use. Cache entries are
-// re-verified on every hit, so providers then plan every file's checksums up
-// front rather than rely on File.ChecksumsInBody.
-func (e *Engine) Caching() bool { return e.cache != nil }
-
-// Verify is the verification mode.
-func (e *Engine) Verify() VerifyMode { return e.verify }
-
-// Logger is the engine's logger, for providers to share.
-func (e *Engine) Logger() *zap.Logger { return e.log }
-
-// Observer is the engine's progress observer, for providers that stage
-// through Stage and report bytes themselves.
-func (e *Engine) Observer() Observer { return e.observer }
-
-// Keep reports whether the filter keeps rel (always true without a filter).
-func (e *Engine) Keep(rel string) bool { return e.filter == nil || e.filter(rel) }
+// keep reports whether the filter keeps rel (always true without a filter).
+func (e *Engine) keep(rel string) bool { return e.filter == nil || e.filter(rel) }
 
 type nopObserver struct{}
 

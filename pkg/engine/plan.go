@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"os"
+
+	"go.uber.org/zap"
 )
 
 // Plan is a provider's description of one source: what to produce under
@@ -53,10 +55,10 @@ type Unit struct {
 	// a folder of its own.
 	Blobs []Blob
 	// Merge stacks the unpacked blob folders (relative to root, in Blobs
-	// order) onto root, the unit's tree, removing them as it goes (OCI
-	// layers with whiteouts). Nil: the folders are merged in order, later
+	// order) onto the folder into, the unit's tree, consuming them (OCI
+	// layers with whiteouts). Nil: the folders are moved in order, later
 	// files replacing earlier ones, without whiteouts.
-	Merge func(ctx context.Context, root *os.Root, dirs []string) error
+	Merge func(ctx context.Context, root *os.Root, dirs []string, into string) error
 	// Check, when set, inspects the merged tree before it is committed (a
 	// modelcar with nothing under /models fails here).
 	Check func(root *os.Root, stats []UnpackStats) error
@@ -73,6 +75,8 @@ type Blob struct {
 	// File describes the blob (Path is only a name for messages; Size,
 	// Expect, Identity and Source as for files).
 	File
+	// Note says, in --dry-run, what the blob is and becomes.
+	Note string
 	// Seekable asks for the whole verified blob on disk before Unpack runs
 	// (zip archives): UnpackSource.File is then set.
 	Seekable bool
@@ -102,6 +106,8 @@ type UnpackOptions struct {
 	// FreeBytes reports the space left on DEST's filesystem (-1 unknown),
 	// for unpackers that check it while they write.
 	FreeBytes func() int64
+	// Log receives a line per entry left out (never nil).
+	Log *zap.Logger
 }
 
 // UnpackStats is what one blob unpacked.
@@ -117,11 +123,16 @@ type UnpackStats struct {
 }
 
 // Link is a symlink Run creates at Path (relative to DEST) to Target (an
-// absolute path outside DEST, already checked by the provider). An entry
-// already present in DEST is left alone.
+// absolute path outside DEST, already checked by the provider), or with
+// Dir a real folder for links below it. An entry already present in DEST
+// is left alone (a folder left alone skips the links below it); a symlink
+// already pointing at Target counts as made.
 type Link struct {
 	Path   string
 	Target string
-	// Result is reported for every file the link exposes.
-	Results []FileResult
+	Dir    bool
+	// Results are reported for the files the link exposes; LeftAlone
+	// instead when DEST already had something else at Path.
+	Results   []FileResult
+	LeftAlone []FileResult
 }

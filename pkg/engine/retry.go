@@ -15,24 +15,36 @@ import (
 // read timeout; the request is cancelled and retried.
 var errStalled = errors.New("stalled")
 
-// Load runs one ranged read with the engine's retry policy, for providers
-// that stream data themselves (OCI tar layers) rather than through Fetch:
-// the same attempts, backoff, Retry-After and stall watchdog as every range.
-func (e *Engine) Load(ctx context.Context, src Loader, what string, length, offset int64, fn func(io.Reader) error) error {
-	return e.load(ctx, src, what, length, offset, fn)
-}
-
-// ReadTimeout is the stall bound of one request (--read-timeout), for
-// providers' own metadata requests.
-func (e *Engine) ReadTimeout() time.Duration { return e.readTimeout }
-
 // load runs one ranged read with the engine's retry policy: transient errors
 // (resets, short bodies, 5xx, throttling, stalls) are retried with
 // exponential backoff and full jitter; Permanent errors and cancellation end
 // at once. fn is called once per attempt.
 func (e *Engine) load(ctx context.Context, src Loader, what string, length, offset int64, fn func(io.Reader) error) error {
-	for attempt := 1; ; attempt++ {
-		err := e.attempt(ctx, src, length, offset, fn)
+	return e.policy().do(ctx, func(ctx context.Context) error {
+		return e.attempt(ctx, src, length, offset, fn)
+	}, func(attempt int, delay time.Duration, err error) {
+		e.log.Sugar().Warnw("retrying range", "file", what, "offset", offset, "length", length,
+			"attempt", attempt, "delay", delay.String(), "error", err.Error())
+	}, what)
+}
+
+// retryPolicy is the one retry policy: data requests (every Loader attempt)
+// and planning requests (PlanSettings.Retry) use it.
+type retryPolicy struct {
+	maxAttempts int
+	baseDelay   time.Duration
+	maxDelay    time.Duration
+}
+
+func (e *Engine) policy() retryPolicy {
+	return retryPolicy{maxAttempts: e.maxAttempts, baseDelay: e.baseDelay, maxDelay: e.maxDelay}
+}
+
+// do runs attempt until it succeeds, fails permanently, the context ends or
+// the attempts run out; onRetry is told before each wait.
+func (p retryPolicy) do(ctx context.Context, attempt func(context.Context) error, onRetry func(int, time.Duration, error), what string) error {
+	for n := 1; ; n++ {
+		err := attempt(ctx)
 		if err == nil {
 			return nil
 		}
@@ -42,16 +54,15 @@ func (e *Engine) load(ctx context.Context, src Loader, what string, length, offs
 		if IsPermanent(err) {
 			return err
 		}
-		if attempt >= e.maxAttempts {
-			return fmt.Errorf("%s: gave up after %d attempts: %w", what, attempt, err)
+		if n >= p.maxAttempts {
+			return fmt.Errorf("%s: gave up after %d attempts: %w", what, n, err)
 		}
-		delay := e.backoff(attempt)
+		delay := p.backoff(n)
 		var ra *retryAfterError
 		if errors.As(err, &ra) && ra.after > delay {
-			delay = min(ra.after, 3*e.maxDelay)
+			delay = min(ra.after, 3*p.maxDelay)
 		}
-		e.log.Sugar().Warnw("retrying range", "file", what, "offset", offset, "length", length,
-			"attempt", attempt, "delay", delay.String(), "error", err.Error())
+		onRetry(n, delay, err)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -62,9 +73,13 @@ func (e *Engine) load(ctx context.Context, src Loader, what string, length, offs
 	}
 }
 
-// attempt is one Load with a watchdog that cancels it when no byte arrives
-// for the read timeout.
+// attempt is one Load, holding one of the engine's request tokens, with a
+// watchdog that cancels it when no byte arrives for the read timeout.
 func (e *Engine) attempt(ctx context.Context, src Loader, length, offset int64, fn func(io.Reader) error) error {
+	if err := e.bound.acquire(ctx); err != nil {
+		return err
+	}
+	defer e.bound.release()
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	timeout := e.readTimeout
@@ -81,10 +96,10 @@ func (e *Engine) attempt(ctx context.Context, src Loader, length, offset int64, 
 }
 
 // backoff is exponential with full jitter, capped at maxDelay.
-func (e *Engine) backoff(attempt int) time.Duration {
-	d := e.baseDelay << min(attempt-1, 20)
-	if d <= 0 || d > e.maxDelay {
-		d = e.maxDelay
+func (p retryPolicy) backoff(attempt int) time.Duration {
+	d := p.baseDelay << min(attempt-1, 20)
+	if d <= 0 || d > p.maxDelay {
+		d = p.maxDelay
 	}
 	return d/2 + rand.N(d/2+1)
 }

@@ -69,6 +69,9 @@ type File struct {
 	// exact object the URI names (KServe fetches it whatever the patterns
 	// say), or a blob whose contents the patterns apply to instead.
 	Unfiltered bool
+	// Origin names the file at its source in error messages ("layer 0
+	// (sha256:…, file w.bin)"), for sources whose file names hide it.
+	Origin string
 	// Stream says the source cannot serve byte ranges: the engine reads the
 	// whole file with Source.Load(ctx, -1, 0, fn) in one request (restarted
 	// from the start after a failure, within the same retry policy). Size

@@ -26,7 +26,27 @@ var (
 // stream with the format found: "gzip", "zstd" or "none" (r as is). Media
 // types are not trusted: an "uncompressed" OCI layer that is really gzip is
 // inflated, and the other way round. Multi-member gzip is read to the end.
+// The reader returned counts the stored bytes it consumed, so Tar can bound
+// the inflation ratio (Options.MaxRatio) without the caller's help.
 func Decompress(r io.Reader) (io.ReadCloser, string, error) {
+	in := &countingReader{r: r}
+	rc, format, err := decompress(in)
+	if err != nil {
+		return nil, "", err
+	}
+	return &inflated{ReadCloser: rc, in: in}, format, nil
+}
+
+// inflated is a decompressed stream that knows how much of its input it read.
+type inflated struct {
+	io.ReadCloser
+	in *countingReader
+}
+
+// InputBytes is the number of stored bytes read so far (read-ahead included).
+func (s *inflated) InputBytes() int64 { return s.in.n.Load() }
+
+func decompress(r io.Reader) (io.ReadCloser, string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(262)
 	if err != nil && !errors.Is(err, io.EOF) {

@@ -13,7 +13,12 @@
 //   - error (the archive is refused): absolute names, ".." components, NUL,
 //     CR or LF in a name, an entry that would be written through a symlink,
 //     a hardlink whose target is unsafe or was not extracted before it, more
-//     bytes or entries than the caps.
+//     bytes or entries than the caps, a file larger than the space left on
+//     the destination's filesystem, an archive that inflates more than
+//     MaxRatio times its stored size, a sparse tar entry (GNU or PAX):
+//     its holes would be written as real zeros, so a 2 KiB archive could
+//     claim a terabyte; models are never sparse, and refusing is simpler
+//     and safer than recreating holes from a sparse map.
 //   - skipped (logged at warn, listed in Stats.Skipped): devices, FIFOs,
 //     sockets and unknown entry types, symlinks whose target leaves the
 //     destination (or, with Prefix, the kept folder), symlink targets that
@@ -37,7 +42,22 @@ import (
 const (
 	DefaultMaxBytes   int64 = 1 << 40 // 1 TiB
 	DefaultMaxEntries int64 = 1_000_000
+	// DefaultMaxRatio bounds bytes inflated per byte of the stored
+	// archive, over the whole archive. Model weights compress 1–2×; gzip
+	// cannot exceed about 1030× even on pure zeros, so 1000× is reached
+	// only by an archive more than 99.9% zero runs (a file of zeros next
+	// to real weights averages far below it). zstd can inflate zeros
+	// further: set MaxRatio < 0 for such archives.
+	DefaultMaxRatio int64 = 1000
 )
+
+// ratioGrace is inflated without a ratio check: small archives (configs,
+// tokenizers) may compress extremely well and can do no harm.
+const ratioGrace = 16 << 20
+
+// spaceCheckEvery is how often (in bytes written) a large file re-checks
+// the free space left for the rest of it.
+const spaceCheckEvery = 64 << 20
 
 // maxSkippedListed bounds Stats.Skipped; the count goes on in SkippedCount.
 const maxSkippedListed = 1000
@@ -46,8 +66,17 @@ const maxSkippedListed = 1000
 // destination or damage it.
 var ErrUnsafe = errors.New("unsafe archive entry")
 
-// ErrLimit is wrapped when an archive exceeds MaxBytes or MaxEntries.
+// ErrLimit is wrapped when an archive exceeds MaxBytes, MaxEntries or
+// MaxRatio.
 var ErrLimit = errors.New("archive too large")
+
+// ErrNoSpace is wrapped when a file would not fit in the space left on the
+// destination's filesystem.
+var ErrNoSpace = errors.New("not enough space")
+
+// ErrSparse is wrapped when a tar holds a sparse entry (refused, see the
+// package documentation).
+var ErrSparse = errors.New("sparse archive entry")
 
 // Options controls an extraction.
 type Options struct {
@@ -70,10 +99,27 @@ type Options struct {
 	// itself (or of a folder above it) becomes an opaque marker at the root.
 	KeepWhiteouts bool
 	// MaxBytes caps the uncompressed bytes of the archive's regular files
-	// (entries outside Prefix included: they still have to be inflated).
+	// (entries outside Prefix included: they still have to be inflated);
+	// 0 means DefaultMaxBytes. The CLI sets it from --max-extract-bytes.
 	MaxBytes int64
-	// MaxEntries caps the number of entries.
+	// MaxEntries caps the number of entries; 0 means DefaultMaxEntries.
+	// The CLI sets it from --max-extract-entries.
 	MaxEntries int64
+	// MaxRatio caps bytes inflated per byte of the stored archive, checked
+	// over the whole archive once more than 16 MiB have been inflated;
+	// 0 means DefaultMaxRatio, < 0 no bound. Tar measures it when r comes
+	// from Decompress or InputBytes is set; Zip against the archive size.
+	MaxRatio int64
+	// InputBytes reports how many bytes of the stored (compressed) archive
+	// Tar has consumed so far, for MaxRatio. Not needed when Tar reads
+	// what Decompress returned: that reader counts its input itself.
+	InputBytes func() int64
+	// FreeBytes reports the space left for files on the destination's
+	// filesystem (< 0: unknown, no check). Before each file the announced
+	// size is checked against it ("need X, available Y"), and again every
+	// 64 MiB while a large file is written. nil uses statfs on the
+	// destination; pass func() int64 { return -1 } to disable.
+	FreeBytes func() int64
 	// Keep, when set, filters entries by their destination-relative path
 	// (STORAGE_ALLOW_PATTERNS and friends). Folders are always created.
 	Keep func(rel string) bool
@@ -103,6 +149,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.MaxRatio == 0 {
+		o.MaxRatio = DefaultMaxRatio
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

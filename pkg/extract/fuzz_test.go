@@ -24,14 +24,21 @@ func FuzzTar(f *testing.F) {
 	} {
 		f.Add(mkTar(f, ents...))
 	}
+	f.Add(paxSparseTar(f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, opts := range []Options{
 			{Prefix: "models", Whiteouts: true, MaxBytes: 1 << 20, MaxEntries: 1000},
-			{KeepWhiteouts: true, MaxBytes: 1 << 20, MaxEntries: 1000},
+			{KeepWhiteouts: true, MaxBytes: 1 << 20, MaxEntries: 1000, FreeBytes: func() int64 { return 4096 }},
 		} {
 			dst, root := newDst(t)
-			_, _ = Tar(context.Background(), bytes.NewReader(data), root, opts)
+			st, err := Tar(context.Background(), bytes.NewReader(data), root, opts)
 			assertNoEscape(t, dst)
+			if err == nil && st.Bytes > opts.MaxBytes {
+				t.Fatalf("wrote %d bytes past the %d-byte limit", st.Bytes, opts.MaxBytes)
+			}
+			if opts.FreeBytes != nil && st.Bytes > 4096*int64(st.Files) {
+				t.Fatalf("wrote %d bytes in %d files with 4096 bytes free", st.Bytes, st.Files)
+			}
 		}
 	})
 }

@@ -14,9 +14,10 @@ import (
 
 // ApplyLayer moves the tree at upper onto the tree at lower (both relative
 // to root; "." is the root) the way a container runtime stacks image layers.
-// upper was extracted with KeepWhiteouts: its whiteout markers remove what
-// lower holds at those paths (an opaque marker empties the folder) before
-// upper's entries move in; folders merge; any other entry replaces what
+// upper was extracted with KeepWhiteouts: its whiteout markers (empty files
+// with mode 0, as only the extractor writes them) remove what lower holds
+// at those paths (an opaque marker empties the folder) before upper's
+// entries move in; any other entry named .wh.* is an ordinary entry; folders merge; any other entry replaces what
 // lower had at its path. Nothing is copied: entries are renamed, so upper is
 // consumed and removed. The engine's state folder at lower's root is left
 // alone, so upper may live inside it.
@@ -38,8 +39,25 @@ func applyDir(ctx context.Context, root *os.Root, up, low string, top bool) erro
 	if err != nil {
 		return err
 	}
-	// Whiteouts hide lower layers only, so they go first.
+	// Whiteouts hide lower layers only, so they go first. Only markers
+	// written by the extractor count: an artifact's regular file named
+	// .wh.x (ModelPack, KitOps and ORAS layers are not image layers, and
+	// are extracted without KeepWhiteouts) moves in like any other file.
+	markers := map[string]bool{}
 	for _, n := range names {
+		if !isWhiteout(n) {
+			continue
+		}
+		fi, err := root.Lstat(path.Join(up, n))
+		if err != nil {
+			return err
+		}
+		markers[n] = isMarker(fi)
+	}
+	for _, n := range names {
+		if !markers[n] {
+			continue
+		}
 		switch {
 		case n == opaqueMarker:
 			if err := emptyDir(root, low, top); err != nil {
@@ -58,7 +76,7 @@ func applyDir(ctx context.Context, root *os.Root, up, low string, top bool) erro
 	}
 	for _, n := range names {
 		u, l := path.Join(up, n), path.Join(low, n)
-		if isWhiteout(n) {
+		if markers[n] {
 			if err := root.Remove(u); err != nil {
 				return err
 			}

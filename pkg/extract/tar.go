@@ -8,13 +8,15 @@ import (
 	"io"
 	"os"
 	"path"
+	"strings"
 )
 
 // Tar extracts the tar stream r into dst. It reads r to its end, past the
 // archive's end-of-archive marker, so a caller hashing the underlying stream
-// sees every byte (trailing bytes count against MaxBytes). On error dst may
-// hold part of the archive: extract into a staging folder and commit only on
-// success.
+// sees every byte (trailing bytes count against MaxBytes). When r is what
+// Decompress returned (or opts.InputBytes is set), the inflation ratio is
+// bounded by MaxRatio. On error dst may hold part of the archive: extract
+// into a staging folder and commit only on success.
 func Tar(ctx context.Context, r io.Reader, dst *os.Root, opts Options) (Stats, error) {
 	opts = opts.withDefaults()
 	var st Stats
@@ -23,6 +25,13 @@ func Tar(ctx context.Context, r io.Reader, dst *os.Root, opts Options) (Stats, e
 		return st, err
 	}
 	t := newTree(dst, opts, &st)
+	input := opts.InputBytes
+	if c, ok := r.(inputCounter); ok && input == nil {
+		input = c.InputBytes
+	}
+	if input != nil && opts.MaxRatio > 0 {
+		r = &ratioReader{t: t, r: r, input: input}
+	}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -33,6 +42,9 @@ func Tar(ctx context.Context, r io.Reader, dst *os.Root, opts Options) (Stats, e
 			break
 		}
 		if err != nil {
+			if errors.Is(err, ErrLimit) {
+				return st, err
+			}
 			return st, fmt.Errorf("read tar: %w", err)
 		}
 		if err := t.count(); err != nil {
@@ -47,6 +59,9 @@ func Tar(ctx context.Context, r io.Reader, dst *os.Root, opts Options) (Stats, e
 	// hidden after it) within the byte cap.
 	left := opts.MaxBytes - t.bytes
 	n, err := io.Copy(io.Discard, io.LimitReader(r, left+1))
+	if errors.Is(err, ErrLimit) {
+		return st, err
+	}
 	if err != nil {
 		return st, fmt.Errorf("read tar: %w", err)
 	}
@@ -62,6 +77,9 @@ func tarEntry(ctx context.Context, t *tree, pl placer, hdr *tar.Header, r io.Rea
 		return err
 	}
 	t.noteRoot(name)
+	if err := refuseSparse(hdr); err != nil {
+		return err
+	}
 	//lint:ignore SA1019 old archives still carry the pre-POSIX regular-file flag
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
 		// Inflated whether kept or not, so counted either way.
@@ -118,6 +136,23 @@ func tarEntry(ctx context.Context, t *tree, pl placer, hdr *tar.Header, r io.Rea
 		t.skip(hdr.Name, "FIFO")
 	default:
 		t.skip(hdr.Name, fmt.Sprintf("unsupported entry type %q", hdr.Typeflag))
+	}
+	return nil
+}
+
+// refuseSparse rejects GNU (type 'S') and PAX (GNU.sparse.* records)
+// sparse entries: archive/tar would inflate their holes into real zeros,
+// counted and written at the logical size the header claims.
+func refuseSparse(hdr *tar.Header) error {
+	sparse := hdr.Typeflag == tar.TypeGNUSparse
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			sparse = true
+		}
+	}
+	if sparse {
+		return fmt.Errorf("%w: %s (logical size %d bytes) is stored sparse, which is not supported: "+
+			"re-create the archive without --sparse (GNU tar -S)", ErrSparse, hdr.Name, hdr.Size)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/storage-initializer/storage-initializer/pkg/destpath"
+	"github.com/storage-initializer/storage-initializer/pkg/human"
 )
 
 // tree writes entries into the destination. It is the only code that
@@ -33,6 +34,8 @@ type tree struct {
 	roots    map[string]bool
 	bytes    int64
 	entries  int64
+	free     func() int64 // nil: no space check
+	stored   int64        // a zip's size, for MaxRatio
 }
 
 type entryMeta struct {
@@ -41,8 +44,12 @@ type entryMeta struct {
 }
 
 func newTree(dst *os.Root, opts Options, st *Stats) *tree {
+	free := opts.FreeBytes
+	if free == nil {
+		free = FreeSpace(dst.Name())
+	}
 	return &tree{dst: dst, opts: opts, st: st, realDirs: map[string]bool{},
-		touched: map[string]struct{}{}, dirMeta: map[string]entryMeta{}, roots: map[string]bool{}}
+		touched: map[string]struct{}{}, dirMeta: map[string]entryMeta{}, roots: map[string]bool{}, free: free}
 }
 
 // fileMode is the mode a regular file gets: permission bits only, readable
@@ -57,7 +64,8 @@ func dirMode(m fs.FileMode) fs.FileMode { return m.Perm() | 0o750 }
 func (t *tree) count() error {
 	t.entries++
 	if t.entries > t.opts.MaxEntries {
-		return fmt.Errorf("%w: more than %d entries (raise the entry limit if this is expected)", ErrLimit, t.opts.MaxEntries)
+		return fmt.Errorf("%w: more than %d entries (--max-extract-entries): raise it if the archive is expected to hold this many",
+			ErrLimit, t.opts.MaxEntries)
 	}
 	return nil
 }
@@ -65,7 +73,8 @@ func (t *tree) count() error {
 // reserve enforces MaxBytes before n more bytes are inflated.
 func (t *tree) reserve(n int64) error {
 	if n < 0 || t.bytes+n > t.opts.MaxBytes || t.bytes+n < t.bytes {
-		return fmt.Errorf("%w: more than %d uncompressed bytes (raise the size limit if this is expected)", ErrLimit, t.opts.MaxBytes)
+		return fmt.Errorf("%w: more than %s (%d bytes) uncompressed (--max-extract-bytes): raise it if the archive is expected to be this big",
+			ErrLimit, human.Bytes(t.opts.MaxBytes), t.opts.MaxBytes)
 	}
 	t.bytes += n
 	return nil
@@ -210,9 +219,15 @@ func (t *tree) dir(rel string, mode fs.FileMode, mtime time.Time) error {
 
 // file writes size bytes from r as a new file at rel.
 func (t *tree) file(ctx context.Context, rel string, r io.Reader, size int64, mode fs.FileMode, mtime time.Time) error {
+	if err := t.room(rel, size); err != nil {
+		return err
+	}
 	f, err := t.create(rel)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", rel, err)
+	}
+	if size > spaceCheckEvery && t.free != nil {
+		r = &spaceReader{t: t, rel: rel, r: r, left: size}
 	}
 	n, err := copyFile(ctx, f, r, size)
 	if err == nil && n != size {
@@ -235,13 +250,23 @@ func (t *tree) file(ctx context.Context, rel string, r io.Reader, size int64, mo
 	return nil
 }
 
-// marker writes an empty whiteout marker file (KeepWhiteouts).
+// marker writes an empty whiteout marker file (KeepWhiteouts) with no
+// permission bits: every regular file extracted is at least 0440, so
+// ApplyLayer can tell a marker from an artifact's file that is merely
+// named .wh.something.
 func (t *tree) marker(rel string) error {
 	f, err := t.create(rel)
 	if err != nil {
 		return fmt.Errorf("record whiteout %s: %w", rel, err)
 	}
-	return f.Close()
+	err = f.Chmod(markerPerm)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("record whiteout %s: %w", rel, err)
+	}
+	return nil
 }
 
 // create makes a new, empty file at rel (its folders made, whatever stood
@@ -446,4 +471,11 @@ func isWhiteout(base string) bool { return strings.HasPrefix(base, whiteoutPrefi
 const (
 	whiteoutPrefix = ".wh."
 	opaqueMarker   = ".wh..wh..opq"
+	markerPerm     = 0o000
 )
+
+// isMarker reports whether fi is a whiteout marker written by marker: an
+// empty regular file without the read bits fileMode always sets.
+func isMarker(fi fs.FileInfo) bool {
+	return fi.Mode().IsRegular() && fi.Size() == 0 && fi.Mode().Perm()&0o440 == 0
+}

@@ -131,3 +131,48 @@ func TestApplyLayerMatchesInPlace(t *testing.T) {
 		}
 	}
 }
+
+// stackLayers extracts each layer into a folder of its own (with
+// KeepWhiteouts as given) and merges them in order, as the OCI provider
+// does, returning the merged tree.
+func stackLayers(t *testing.T, keepWhiteouts bool, layers ...[]byte) []string {
+	t.Helper()
+	dst, root := newDst(t)
+	for i, l := range layers {
+		dir := fmt.Sprintf(".storage-initializer/l%d", i)
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := root.OpenRoot(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = extractTar(t, sub, l, Options{KeepWhiteouts: keepWhiteouts})
+		sub.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range layers {
+		if err := ApplyLayer(context.Background(), root, fmt.Sprintf(".storage-initializer/l%d", i), "."); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := root.Remove(".storage-initializer"); err != nil {
+		t.Fatal(err)
+	}
+	return listing(t, dst)
+}
+
+// TestArtifactWhiteoutNamesAreFiles: ModelPack, KitOps and ORAS layers are
+// not image layers; their files named .wh.* (empty or not) are ordinary
+// files, and merging them removes nothing.
+func TestArtifactWhiteoutNamesAreFiles(t *testing.T) {
+	lower := mkTar(t, file("x", "x"), file("y", "y"), file("d/z", "z"))
+	upper := mkTar(t, file(".wh.x", "not a whiteout"), file(".wh.y", ""), file("d/.wh..wh..opq", ""))
+	equalLines(t, stackLayers(t, false, lower, upper), []string{
+		"d d", "f .wh.x not a whiteout", "f .wh.y ", "f d/.wh..wh..opq ", "f d/z z", "f x x", "f y y",
+	})
+	// The same layers as image layers: the whiteouts apply.
+	equalLines(t, stackLayers(t, true, lower, upper), []string{"d d"})
+}

@@ -15,7 +15,11 @@ const maxZipLink = 4096
 
 // Zip extracts the zip archive r (size bytes) into dst with the same rules
 // as Tar; zip archives have no hardlinks and no whiteouts. Each entry's
-// CRC-32 is checked as it is read.
+// CRC-32 is checked as it is read. The caps are checked before anything is
+// written: the entry count from the central directory, and each entry's
+// declared size against MaxBytes, the free space and MaxRatio (measured
+// against the archive's size, which entries sharing compressed data, as in
+// overlapping-entry bombs, cannot inflate).
 func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Options) (Stats, error) {
 	opts = opts.withDefaults()
 	var st Stats
@@ -23,11 +27,24 @@ func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Opti
 	if err != nil {
 		return st, err
 	}
+	if n, ok := zipEntryCount(r, size, opts.MaxEntries); ok && n > opts.MaxEntries {
+		t := newTree(dst, opts, &st)
+		t.entries = n - 1
+		return st, t.count()
+	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return st, fmt.Errorf("read zip: %w", err)
 	}
 	t := newTree(dst, opts, &st)
+	if n := int64(len(zr.File)); n > opts.MaxEntries {
+		t.entries = n - 1
+		return st, t.count()
+	}
+	t.stored = size
+	if err := t.room("the archive's files", zipNeed(zr, pl, t)); err != nil {
+		return st, err
+	}
 	for _, f := range zr.File {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -41,6 +58,27 @@ func Zip(ctx context.Context, r io.ReaderAt, size int64, dst *os.Root, opts Opti
 	}
 	t.finish()
 	return st, nil
+}
+
+// zipNeed is what the kept regular files of zr declare, for the free-space
+// check before anything is written. Entries the main loop will refuse are
+// left out: they fail there with a better message.
+func zipNeed(zr *zip.Reader, pl placer, t *tree) int64 {
+	var need int64
+	for _, f := range zr.File {
+		if !f.Mode().IsRegular() || strings.HasSuffix(f.Name, "/") {
+			continue
+		}
+		name, err := cleanName(strings.ReplaceAll(f.Name, `\`, "/"))
+		if err != nil {
+			continue
+		}
+		if rel, ok := pl.place(name); ok && rel != "" && t.keep(rel) {
+			need += int64(min(f.UncompressedSize64, 1<<62))
+			need = min(need, 1<<62)
+		}
+	}
+	return need
 }
 
 func zipEntry(ctx context.Context, t *tree, pl placer, f *zip.File) error {
@@ -86,6 +124,9 @@ func zipEntry(ctx context.Context, t *tree, pl placer, f *zip.File) error {
 		n := int64(f.UncompressedSize64)
 		if err := t.reserve(n); err != nil {
 			return err
+		}
+		if err := t.ratio(t.bytes, t.stored); err != nil {
+			return fmt.Errorf("%s in zip: %w", f.Name, err)
 		}
 		rc, err := f.Open()
 		if err != nil {

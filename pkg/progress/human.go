@@ -1,16 +1,6 @@
 package progress
 
-import "fmt"
+import "github.com/storage-initializer/storage-initializer/pkg/human"
 
-// Human renders a byte count for people.
-func Human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+// Human formats a byte count (see human.Bytes).
+func Human(n int64) string { return human.Bytes(n) }

@@ -1,4 +1,6 @@
-// Package provider defines what every source protocol implements.
+// Package provider defines what every source protocol implements: a
+// Planner turns a URI into an engine.Plan and runs nothing; the engine
+// executes plans (Engine.Run).
 package provider
 
 import (
@@ -7,22 +9,24 @@ import (
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
-// Provider materialises one source URI into DEST. Providers that yield plain
-// files hand them to the engine (Engine.Fetch); providers that unpack
-// archives or layers stage through the engine's commit path (engine.Stage).
-type Provider interface {
-	// Schemes lists the URI schemes handled, e.g. "s3".
-	Schemes() []string
-	// Fetch materialises src into dest and reports each file committed.
-	Fetch(ctx context.Context, src, dest string) (*engine.Report, error)
-}
-
-// Planner is what every provider becomes: it describes a source as a plan
-// and runs nothing; the engine executes the plan (Engine.Run).
+// Planner is what every provider is.
 type Planner interface {
 	// Schemes lists the URI schemes handled, e.g. "s3".
 	Schemes() []string
 	// Plan resolves src (listing, HEAD, manifest…) into files, units and
 	// links. It must not write anything.
 	Plan(ctx context.Context, src string) (*engine.Plan, error)
+}
+
+// Settings are the run's choices a provider plans with: a snapshot of the
+// engine's own (Engine.PlanSettings), so both hold the same values.
+type Settings = engine.PlanSettings
+
+// Fetch plans src with p and runs the plan into dest with eng.
+func Fetch(ctx context.Context, eng *engine.Engine, p Planner, src, dest string) (*engine.Report, error) {
+	plan, err := p.Plan(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return eng.Run(ctx, dest, plan)
 }

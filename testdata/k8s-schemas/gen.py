@@ -10,9 +10,19 @@ instead of being silently dropped by the API server.
                            serving.kserve.io_clusterstoragecontainers.yaml), plus
                            supportsMultiModelDownload (newer KServe); container
                            fields this repo does not use keep only their type.
+                           No objectSelector: KServe 0.20 has none, the API
+                           server would prune it.
   InferenceService         minimal: only the v1beta1 fields config/ uses (the
                            full CRD is several MB); extend it when a manifest
                            needs more.
+  LLMInferenceService      minimal, v1alpha2 (KServe 0.20 llm_inference_service_
+                           types.go): model, replicas, template, router.scheduler.
+                           template; templates are pod specs without required
+                           containers (the CRD requires none there).
+  LocalModelCache,         v1alpha1 (local_model_cache_types.go,
+  LocalModelNodeGroup      local_model_node_group_types.go), with the
+                           PersistentVolume/Claim spec fields config/ uses.
+  ConfigMap                Kubernetes core/v1, complete.
   Secret, ServiceAccount   Kubernetes core/v1, complete.
   DaemonSet                apps/v1, the pod fields config/ uses in full, the
                            rest by type.
@@ -159,7 +169,6 @@ SCHEMAS = {
         "disabled": BOOL,
         "spec": obj({
             "container": CONTAINER,
-            "objectSelector": LABEL_SELECTOR,
             "supportedUriFormats": arr(obj({"prefix": STR, "regex": STR})),
             "supportsMultiModelDownload": BOOL,
             "workloadType": {"type": "string", "enum": ["initContainer", "localModelDownloadJob"]},
@@ -169,6 +178,7 @@ SCHEMAS = {
         "spec": obj({
             "predictor": obj({
                 "serviceAccountName": STR, "minReplicas": INT, "maxReplicas": INT,
+                "storageContainerName": STR,
                 "labels": smap(), "annotations": smap(), "volumes": arr(VOLUME),
                 "model": obj({
                     "modelFormat": obj({"name": STR, "version": STR}, ["name"]),
@@ -180,6 +190,67 @@ SCHEMAS = {
         "status": OBJ,
     }, ["spec"]),
 }
+
+POD_TEMPLATE_SPEC = dict(POD_SPEC)
+POD_TEMPLATE_SPEC.pop("required")
+NODE_SELECTOR = obj({"nodeSelectorTerms": arr(obj({
+    "matchExpressions": arr(obj({"key": STR, "operator": STR, "values": strs()}, ["key", "operator"])),
+    "matchFields": arr(obj({"key": STR, "operator": STR, "values": strs()}, ["key", "operator"])),
+}))}, ["nodeSelectorTerms"])
+ACCESS_MODES = arr({"type": "string", "enum": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]})
+VOLUME_MODE = {"type": "string", "enum": ["Filesystem", "Block"]}
+PV_SPEC = obj({
+    "accessModes": ACCESS_MODES, "capacity": {"type": "object", "additionalProperties": QUANTITY},
+    "local": obj({"path": STR, "fsType": STR}, ["path"]),
+    "hostPath": obj({"path": STR, "type": STR}, ["path"]),
+    "csi": OBJ, "nfs": OBJ, "claimRef": OBJ, "mountOptions": strs(),
+    "nodeAffinity": obj({"required": NODE_SELECTOR}),
+    "persistentVolumeReclaimPolicy": {"type": "string", "enum": ["Retain", "Recycle", "Delete"]},
+    "storageClassName": STR, "volumeMode": VOLUME_MODE,
+})
+PVC_SPEC = obj({
+    "accessModes": ACCESS_MODES, "dataSource": OBJ, "dataSourceRef": OBJ,
+    "resources": obj({"limits": {"type": "object", "additionalProperties": QUANTITY},
+                      "requests": {"type": "object", "additionalProperties": QUANTITY}}),
+    "selector": LABEL_SELECTOR, "storageClassName": STR, "volumeAttributesClassName": STR,
+    "volumeMode": VOLUME_MODE, "volumeName": STR,
+})
+SCHEMAS.update({
+    "v1/configmap_v1.json": kind("v1", "ConfigMap", {
+        "data": smap(), "binaryData": smap(), "immutable": BOOL,
+    }),
+    "serving.kserve.io/llminferenceservice_v1alpha2.json": kind("serving.kserve.io/v1alpha2", "LLMInferenceService", {
+        "spec": obj({
+            "model": obj({
+                "uri": STR, "name": STR,
+                "confidential": obj({"enabled": BOOL, "resourceId": STR}, ["enabled"]),
+            }, ["uri"]),
+            "storageInitializer": obj({"enabled": BOOL}),
+            "replicas": INT, "labels": smap(), "annotations": smap(),
+            "template": POD_TEMPLATE_SPEC, "worker": POD_TEMPLATE_SPEC,
+            "router": obj({
+                "scheduler": obj({"template": POD_TEMPLATE_SPEC, "replicas": INT, "pool": OBJ, "config": OBJ}),
+                "route": OBJ, "gateway": OBJ,
+            }),
+            "baseRefs": arr(obj({"name": STR})),
+        }),
+        "status": OBJ,
+    }, ["spec"]),
+    "serving.kserve.io/localmodelcache_v1alpha1.json": kind("serving.kserve.io/v1alpha1", "LocalModelCache", {
+        "spec": obj({
+            "sourceModelUri": STR, "modelSize": QUANTITY, "nodeGroups": {"type": "array", "items": STR, "minItems": 1},
+            "serviceAccountName": STR,
+            "storage": obj({"key": STR, "parameters": smap()}),
+        }, ["sourceModelUri", "modelSize", "nodeGroups"]),
+        "status": OBJ,
+    }, ["spec"]),
+    "serving.kserve.io/localmodelnodegroup_v1alpha1.json": kind("serving.kserve.io/v1alpha1", "LocalModelNodeGroup", {
+        "spec": obj({
+            "storageLimit": QUANTITY, "persistentVolumeSpec": PV_SPEC, "persistentVolumeClaimSpec": PVC_SPEC,
+        }, ["storageLimit", "persistentVolumeSpec", "persistentVolumeClaimSpec"]),
+        "status": OBJ,
+    }, ["spec"]),
+})
 
 for name, schema in SCHEMAS.items():
     path = os.path.join(HERE, name)

@@ -24,9 +24,9 @@ type client struct {
 }
 
 func (p *Provider) newClient(loc location) (*client, error) {
-	hc := p.httpClient
-	if hc == nil {
-		hc = defaultHTTPClient(p.concurrency)
+	hc, err := p.client()
+	if err != nil {
+		return nil, fmt.Errorf("azure http client: %w", err)
 	}
 	base := policy.ClientOptions{Transport: hc}
 	s, err := resolveSettings(p.getenv, loc, base)

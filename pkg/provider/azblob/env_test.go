@@ -98,3 +98,16 @@ func TestConnectionStringEndpoint(t *testing.T) {
 	_, err := resolveSettings(envOf("AZURE_STORAGE_CONNECTION_STRING=BlobEndpoint=ftp://x"), mustLoc(t, uri), policy.ClientOptions{})
 	assert.Error(t, err)
 }
+
+func TestURIErrorsNeverQuoteSecrets(t *testing.T) {
+	for _, src := range []string{
+		"https://u:PASSWORD@acct.blob.core.windows.net/ctr/m?sig=SIGNATURE",
+		"https://acct.blob.core.windows.net/%zz/m?sig=SIGNATURE",
+		"https://acct.blob.core.windows.net/?sig=SIGNATURE",
+	} {
+		_, err := parseURI(src)
+		require.Error(t, err, src)
+		assert.NotContains(t, err.Error(), "PASSWORD")
+		assert.NotContains(t, err.Error(), "SIGNATURE")
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
@@ -26,6 +27,7 @@ type Provider struct {
 	getenv      func(string) string
 	httpClient  *http.Client
 	concurrency int
+	limiter     *httpx.Limiter
 	log         *zap.Logger
 }
 
@@ -53,6 +55,10 @@ func WithHTTPClient(c *http.Client) Option {
 		}
 	}
 }
+
+// WithLimiter shares a run-wide bound on requests in flight with the other
+// providers' transports (default client only).
+func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
 
 // WithConcurrency sizes the default HTTP client's connection pool (the
 // engine's bound on requests in flight).

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 )
 
 // KServe's Azure Blob URI forms: https://ACCOUNT.blob.core.windows.net/…
@@ -48,15 +50,19 @@ type location struct {
 func parseURI(src string) (location, error) {
 	u, err := url.Parse(src)
 	if err != nil {
-		return location{}, fmt.Errorf("invalid Azure Blob URI %q: %v", redact(src), err)
+		// url's error quotes the whole URI, user info and SAS included.
+		return location{}, fmt.Errorf("invalid Azure Blob URI %q: not a valid URL", redacted(src))
+	}
+	if u.User != nil {
+		return location{}, fmt.Errorf("invalid Azure Blob URI %s: user info is not allowed (use a SAS or AZURE_STORAGE_ACCESS_KEY)", redacted(src))
 	}
 	m := blobHost.FindStringSubmatch(u.Hostname())
 	if !strings.EqualFold(u.Scheme, "https") || m == nil || u.Port() != "" {
-		return location{}, fmt.Errorf("not an Azure Blob URI: %q (want https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH)", redact(src))
+		return location{}, fmt.Errorf("not an Azure Blob URI: %q (want https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH)", redacted(src))
 	}
 	container, blob, _ := strings.Cut(strings.TrimLeft(u.Path, "/"), "/")
 	if err := checkContainer(container); err != nil {
-		return location{}, fmt.Errorf("invalid Azure Blob URI %q: %w", redact(src), err)
+		return location{}, fmt.Errorf("invalid Azure Blob URI %q: %w", redacted(src), err)
 	}
 	return location{
 		Account:   strings.ToLower(m[1]),
@@ -106,10 +112,6 @@ func (l location) blobURI(name string) string {
 	return "https://" + l.Host + "/" + l.Container + "/" + name
 }
 
-// redact drops the query (a SAS is a credential) from a URI for messages.
-func redact(src string) string {
-	if i := strings.IndexAny(src, "?#"); i >= 0 {
-		return src[:i]
-	}
-	return src
-}
+// redacted drops user info, query (a SAS is a credential) and fragment
+// from a URI for messages.
+func redacted(src string) string { return redact.URI(src) }

@@ -7,12 +7,14 @@ import (
 	"cloud.google.com/go/auth"
 )
 
-// bearer adds an OAuth2 access token to every request; the credentials
-// cache and refresh the token.
+// bearer adds an OAuth2 access token to every request for the API's host
+// (never to another host a redirect leads to); the credentials cache and
+// refresh the token.
 type bearer struct {
 	base   http.RoundTripper
 	creds  *auth.Credentials
 	source string
+	host   string
 }
 
 // tokenError says the credentials could not produce a token (a revoked
@@ -30,6 +32,9 @@ func (e *tokenError) Error() string {
 func (e *tokenError) Unwrap() error { return e.err }
 
 func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != b.host {
+		return b.base.RoundTrip(req)
+	}
 	tok, err := b.creds.Token(req.Context())
 	if err != nil {
 		if req.Body != nil {

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/auth/credentials"
 	"go.uber.org/zap"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // planningAttempts bounds the retries of listing and metadata requests
@@ -35,9 +38,9 @@ type client struct {
 // GCE metadata server), falling back to anonymous access for public
 // buckets when there are none.
 func (p *Provider) newClient(_ context.Context) (*client, error) {
-	hc := p.httpClient
-	if hc == nil {
-		hc = defaultHTTPClient(p.concurrency)
+	hc, err := p.client()
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("gcs http client: %w", err))
 	}
 	c := &client{hc: hc, where: "https://storage.googleapis.com/storage/v1/"}
 	if host := p.getenv("STORAGE_EMULATOR_HOST"); host != "" {
@@ -58,7 +61,7 @@ func (p *Provider) newClient(_ context.Context) (*client, error) {
 		return c, nil
 	}
 	c.hc = &http.Client{
-		Transport:     &bearer{base: transportOf(hc), creds: creds, source: source},
+		Transport:     &bearer{base: transportOf(hc), creds: creds, source: source, host: hostOf(c.where)},
 		CheckRedirect: hc.CheckRedirect, Jar: hc.Jar, Timeout: hc.Timeout,
 	}
 	return c, nil
@@ -123,6 +126,14 @@ func emulatorEndpoint(host string) string {
 		host = "http://" + host
 	}
 	return strings.TrimRight(host, "/") + "/storage/v1/"
+}
+
+func hostOf(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 func transportOf(hc *http.Client) http.RoundTripper {

@@ -87,7 +87,7 @@ func fetch(t *testing.T, p *engine.Plan) (string, *engine.Report) {
 	t.Helper()
 	dest := t.TempDir()
 	eng := engine.New(engine.WithChunkSize(mib), engine.WithConcurrency(4), engine.WithRetry(2, 0, 0))
-	rep, err := eng.Fetch(context.Background(), dest, p.Files)
+	rep, err := eng.Run(context.Background(), dest, p)
 	require.NoError(t, err)
 	return dest, rep
 }

@@ -60,3 +60,12 @@ func TestParseURI(t *testing.T) {
 	assert.Equal(t, "model/", location{Bucket: "b", Object: "model"}.folderPrefix())
 	assert.Equal(t, "", location{Bucket: "b"}.folderPrefix())
 }
+
+func TestURIErrorsNeverQuoteSecrets(t *testing.T) {
+	for _, src := range []string{"gs://u:PASSWORD@b/%zz?SIGNATURE", "gs://PASSWORD@b/m"} {
+		_, err := parseURI(src)
+		require.Error(t, err, src)
+		assert.NotContains(t, err.Error(), "PASSWORD")
+		assert.NotContains(t, err.Error(), "SIGNATURE")
+	}
+}

@@ -3,6 +3,8 @@ package gcs
 import (
 	"fmt"
 	"strings"
+
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 )
 
 // location is a parsed gs:// URI.
@@ -19,18 +21,19 @@ type location struct {
 func parseURI(src string) (location, error) {
 	const scheme = "gs://"
 	if len(src) < len(scheme) || !strings.EqualFold(src[:len(scheme)], scheme) {
-		return location{}, fmt.Errorf("not a gs:// URI: %q", src)
+		return location{}, fmt.Errorf("not a gs:// URI: %s", redact.URI(src))
 	}
 	bucket, object, _ := strings.Cut(src[len(scheme):], "/")
 	if err := checkBucket(bucket); err != nil {
-		return location{}, fmt.Errorf("invalid URI %q: %w", src, err)
+		return location{}, fmt.Errorf("invalid URI %s: %w", redact.URI(src), err)
 	}
 	return location{Bucket: bucket, Object: strings.TrimLeft(object, "/")}, nil
 }
 
 // checkBucket rejects names GCS never accepts (3-222 characters of
 // lowercase letters, digits, '-', '_' and '.'), so a typo fails before any
-// request.
+// request. The name is not quoted: a URI with user info
+// (gs://user:password@…) would otherwise leak it.
 func checkBucket(b string) error {
 	if b == "" {
 		return fmt.Errorf("missing bucket name (want gs://BUCKET/PATH)")
@@ -40,7 +43,7 @@ func checkBucket(b string) error {
 	}
 	for _, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("bucket name %q contains %q (GCS bucket names are lowercase)", b, c)
+			return fmt.Errorf("the bucket name contains %q (GCS bucket names are lowercase letters, digits, '-', '_' and '.')", c)
 		}
 	}
 	return nil

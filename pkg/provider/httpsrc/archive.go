@@ -13,6 +13,10 @@ import (
 	"github.com/storage-initializer/storage-initializer/pkg/extract"
 )
 
+// sniffBytes is how much of an extensionless file is read to sniff it: a
+// tar header, or enough of a gzip/zstd stream to inflate one.
+const sniffBytes = 64 << 10
+
 // archive kinds; compression (gzip, zstd) is sniffed by extract.Decompress.
 const (
 	kindNone = ""
@@ -66,70 +70,71 @@ func sniff(r io.ReaderAt) string {
 
 func isTar(h []byte) bool { return len(h) >= 262 && string(h[257:262]) == "ustar" }
 
-// unpacked is an archive extracted into a stage, not yet committed.
-type unpacked struct {
-	stage *engine.Stage
-	stats extract.Stats
+// sniffRemote reads the first bytes of an extensionless file to tell an
+// archive from a model file, before anything is planned.
+func (p *Provider) sniffRemote(ctx context.Context, r *request, m remote) (string, error) {
+	var head []byte
+	err := p.set.Retry(ctx, "GET "+r.t.display+" (first bytes)", func(ctx context.Context) error {
+		var err error
+		head, err = r.head(ctx, m, sniffBytes)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return sniff(bytes.NewReader(head)), nil
 }
 
-// unpack extracts archive (size bytes, of kind) into a staging folder in
-// DEST through the safe extractor; nothing is visible in DEST before the
-// caller commits.
-func (p *Provider) unpack(ctx context.Context, dest, name, kind string, archive *os.File, size int64) (*unpacked, error) {
-	st, err := engine.NewStage(dest, "http-unpack-"+name)
-	if err != nil {
-		return nil, err
+// archiveUnit is the plan of an archive: one blob, verified as the file
+// would be, unpacked by the safe extractor; the unit commits its contents.
+func archiveUnit(t target, f engine.File, kind string) engine.Unit {
+	id := "http " + t.display
+	if f.Identity != "" {
+		id = f.Identity
 	}
-	if err := st.Reset(); err != nil { // a stage left by a killed run
-		st.Discard()
-		return nil, err
+	if len(t.expect) > 0 {
+		id += " " + t.expect[0].String()
 	}
-	opts := extract.Options{Keep: p.eng.Keep, Logger: p.log}
-	var stats extract.Stats
-	switch kind {
-	case kindZip:
-		stats, err = extract.Zip(ctx, archive, size, st.Root(), opts)
-	default:
-		var rc io.ReadCloser
-		rc, _, err = extract.Decompress(archive)
-		if err == nil {
-			stats, err = extract.Tar(ctx, rc, st.Root(), opts)
-			rc.Close()
-		}
+	verified := "size only"
+	if len(t.expect) > 0 {
+		verified = string(t.expect[0].Algorithm)
 	}
-	if err != nil {
-		st.Discard()
-		return nil, engine.Permanent(fmt.Errorf("extract %s: %w", name, err))
-	}
-	if stats.Files == 0 {
-		st.Discard()
-		return nil, engine.Permanent(fmt.Errorf("archive %s holds no files (or none matches the include/exclude patterns): check the archive", name))
-	}
-	return &unpacked{stage: st, stats: stats}, nil
+	b := engine.Blob{File: f, Seekable: kind == kindZip, Unpack: unpacker(t.name, kind)}
+	b.Path = t.name
+	return engine.Unit{ID: id, Name: t.display, Blobs: []engine.Blob{b},
+		Verified: fmt.Sprintf("from %s (%s)", t.name, verified),
+		Check: func(_ *os.Root, stats []engine.UnpackStats) error {
+			if len(stats) == 0 || stats[0].Files == 0 {
+				return fmt.Errorf("archive %s holds no files (or none matches the include/exclude patterns): check the archive", t.name)
+			}
+			return nil
+		}}
 }
 
-// commit moves the extracted files into DEST and reports each regular file
-// as verified through the archive.
-func (u *unpacked) commit(ctx context.Context, dest, name string, archive engine.FileResult) (*engine.Report, error) {
-	moved, err := u.stage.Commit(ctx)
-	if err != nil {
-		return nil, err
-	}
-	root, err := os.OpenRoot(dest)
-	if err != nil {
-		return nil, fmt.Errorf("open destination %s: %w", dest, err)
-	}
-	defer root.Close()
-	rep := &engine.Report{Fetched: archive.Fetched}
-	verified := fmt.Sprintf("from %s (%s)", name, archive.Verified)
-	for _, rel := range moved {
-		fi, err := root.Lstat(rel)
-		if err != nil || !fi.Mode().IsRegular() {
-			continue // symlinks are not files of their own
+// unpacker extracts a tar (plain, gzip, zstd) or zip archive.
+func unpacker(name, kind string) func(context.Context, engine.UnpackSource, *os.Root, engine.UnpackOptions) (engine.UnpackStats, error) {
+	return func(ctx context.Context, src engine.UnpackSource, dir *os.Root, o engine.UnpackOptions) (engine.UnpackStats, error) {
+		opts := extract.Options{Keep: o.Keep, MaxBytes: o.MaxBytes, MaxEntries: o.MaxEntries, Logger: o.Log, FreeBytes: o.FreeBytes}
+		var (
+			st     extract.Stats
+			err    error
+			format = kind
+		)
+		switch kind {
+		case kindZip:
+			st, err = extract.Zip(ctx, src.File, src.Size, dir, opts)
+		default:
+			var rc io.ReadCloser
+			rc, format, err = extract.Decompress(src)
+			if err == nil {
+				st, err = extract.Tar(ctx, rc, dir, opts)
+				rc.Close()
+			}
+			format = "tar+" + format
 		}
-		rep.Files = append(rep.Files, engine.FileResult{Path: rel, Size: fi.Size(), Status: engine.StatusDownloaded,
-			Verified: verified})
-		rep.Bytes += fi.Size()
+		if err != nil {
+			return engine.UnpackStats{}, fmt.Errorf("extract %s: %w", name, err)
+		}
+		return engine.UnpackStats{Files: st.Files, Bytes: st.Bytes, Skipped: st.SkippedCount, Roots: st.Roots, Format: format}, nil
 	}
-	return rep, nil
 }

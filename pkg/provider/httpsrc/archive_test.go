@@ -87,7 +87,7 @@ func TestArchivesAreExtractedAndRemoved(t *testing.T) {
 	for name := range archives {
 		t.Run(name, func(t *testing.T) {
 			dest := t.TempDir()
-			rep, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/"+name, dest)
+			rep, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/"+name, dest)
 			require.NoError(t, err)
 			assert.Equal(t, entries, readDest(t, dest), "contents extracted, archive removed")
 			assert.ElementsMatch(t, []string{"config.json", "weights/part1.bin"}, pathsOf(rep))
@@ -111,7 +111,7 @@ func TestModelFormatsThatAreZipInsideAreKept(t *testing.T) {
 	writeFile(t, dir, "model.pt", pt)
 	srv, _ := fileServer(t, dir)
 	dest := t.TempDir()
-	_, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/model.pt", dest)
+	_, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/model.pt", dest)
 	require.NoError(t, err)
 	assert.Equal(t, map[string][]byte{"model.pt": pt}, readDest(t, dest))
 }
@@ -121,7 +121,7 @@ func TestArchiveThroughOneStreamWithPatterns(t *testing.T) {
 	srv, _ := noRangeServer(t, body)
 	dest := t.TempDir()
 	keep := func(rel string) bool { return filepath.Ext(rel) == ".json" }
-	rep, err := New(newEngine(engine.WithFilter(keep))).Fetch(t.Context(), srv.URL+"/model.tar.gz#sha256="+hexSHA(body), dest)
+	rep, err := newP(newEngine(engine.WithFilter(keep))).Fetch(t.Context(), srv.URL+"/model.tar.gz#sha256="+hexSHA(body), dest)
 	require.NoError(t, err)
 	assert.Equal(t, map[string][]byte{"config.json": entries["config.json"]}, readDest(t, dest),
 		"patterns apply to the archive's contents, not its name")
@@ -135,7 +135,7 @@ func TestHostileArchiveIsRefusedAndNothingIsCommitted(t *testing.T) {
 	srv, _ := fileServer(t, dir)
 	base := t.TempDir()
 	dest := filepath.Join(base, "dest")
-	_, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/evil.tar", dest)
+	_, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/evil.tar", dest)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "extract evil.tar")
 	_, err = os.Stat(filepath.Join(base, "escape.txt"))

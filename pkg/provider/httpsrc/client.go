@@ -6,28 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
-// newClient returns a client whose pool keeps a connection per request the
-// engine runs at once, so ranges do not pay a new handshake each. Proxies
-// come from HTTP_PROXY, HTTPS_PROXY and NO_PROXY (read from the process
-// environment by net/http). There is no overall timeout: bodies can be
-// hundreds of GiB; stalls are caught by the engine's read timeout.
-func newClient(conns int) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = http.ProxyFromEnvironment
-	tr.MaxIdleConnsPerHost = max(conns, 2)
-	tr.MaxIdleConns = max(conns*2, 100)
-	// Bytes are stored as served: a transparently decompressed body would
-	// not match Content-Length, ranges or the expected digest.
-	tr.DisableCompression = true
-	tr.ResponseHeaderTimeout = time.Minute
-	return &http.Client{Transport: tr}
+// WithLimiter bounds this provider's requests in flight together with
+// every other client sharing l (the run-wide --concurrency bound). The
+// default is no bound beyond the engine's. Ignored with WithHTTPClient.
+func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
+
+// newClient returns the binary's HTTP client (internal/httpx: proxies from
+// HTTP_PROXY, HTTPS_PROXY and NO_PROXY, HTTP/1.1, bytes as served, the
+// redirect policy) with a pool that keeps a connection per request the
+// engine runs at once, so ranges do not pay a new handshake each. There is
+// no overall timeout: bodies can be hundreds of GiB; stalls are caught by
+// the engine's read timeout.
+func newClient(conns int, l *httpx.Limiter) (*http.Client, error) {
+	return httpx.NewClient(httpx.Options{Conns: conns, ResponseHeaderTimeout: time.Minute, Limiter: l})
 }
 
 // request holds what every request of one source carries.
@@ -41,6 +42,9 @@ type request struct {
 
 // do sends one request; extra sets per-request headers (Range, If-Match…).
 func (r *request) do(ctx context.Context, method string, extra http.Header) (*http.Response, error) {
+	// The <host>-headers usually carry tokens: none follows a redirect to
+	// another host.
+	ctx = httpx.WithSensitiveHeaders(ctx, slices.Collect(maps.Keys(r.hdr))...)
 	req, err := http.NewRequestWithContext(ctx, method, r.t.url.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, r.t.display, err)
@@ -65,6 +69,10 @@ func (r *request) do(ctx context.Context, method string, extra http.Header) (*ht
 			// Retrying cannot fix trust.
 			return nil, engine.Permanent(fmt.Errorf("%s %s: %w: add the server's CA to SSL_CERT_FILE (a PEM bundle) or SSL_CERT_DIR",
 				method, r.t.display, err))
+		}
+		var re *httpx.RedirectError
+		if errors.As(err, &re) {
+			return nil, engine.Permanent(fmt.Errorf("%s %s: %w", method, r.t.display, err))
 		}
 		return nil, fmt.Errorf("%s %s: %w", method, r.t.display, err)
 	}

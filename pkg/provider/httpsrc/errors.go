@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
@@ -66,16 +64,4 @@ func (r *request) changed(how string) error {
 }
 
 // parseRetryAfter reads seconds or an HTTP date.
-func parseRetryAfter(v string) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
-}
+func parseRetryAfter(v string) (time.Duration, bool) { return engine.ParseRetryAfter(v, time.Now()) }

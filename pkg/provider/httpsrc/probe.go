@@ -9,6 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // probeTimeout bounds each metadata request.
@@ -16,11 +20,63 @@ const probeTimeout = time.Minute
 
 // remote is what the server says about the file before the download.
 type remote struct {
-	size    int64 // -1 when unknown (chunked responses)
-	ranges  bool  // byte ranges are served
-	etag    string
-	lastMod string
-	modTime time.Time
+	size int64 // -1 when unknown (chunked responses)
+	// ranges: byte ranges are served and safe to use (see rangesSafe);
+	// false means one whole-file GET, never resumed.
+	ranges bool
+	// singleWhy says why a server that serves ranges is still read in one
+	// stream ("" when ranges are used or not served): for the log.
+	singleWhy string
+	etag      string
+	lastMod   string
+	modTime   time.Time
+	// rangesSeen: the server answered a Range request with 206 already.
+	rangesSeen bool
+}
+
+// rangesSafe reports whether ranges (parallel parts, or a resume of a
+// partial download) are sure to come from one version of the file. That
+// takes a validator the server enforces on every request (a strong ETag
+// for If-Match, or Last-Modified for If-Unmodified-Since), or the #sha256
+// fragment, which catches a spliced file before commit. Without either,
+// two versions of the same size could be spliced unnoticed. why says
+// what is missing.
+func (m remote) rangesSafe(t target) (ok bool, why string) {
+	switch {
+	case m.strongETag() != "" || m.lastMod != "" || len(t.expect) > 0:
+		return true, ""
+	case m.etag != "":
+		return false, "the server gives only a weak ETag (" + m.etag + ") and no Last-Modified, and the URL has no #sha256: " +
+			"parts or a resume could mix two versions, so the file is read in one stream and never resumed; " +
+			"append #sha256=HEX to the URL to allow parallel ranges"
+	default:
+		return false, "the server gives neither ETag nor Last-Modified and the URL has no #sha256: " +
+			"parts or a resume could mix two versions, so the file is read in one stream and never resumed; " +
+			"append #sha256=HEX to the URL to allow parallel ranges"
+	}
+}
+
+// restrictRanges turns ranges off when they are not safe for t.
+func (m *remote) restrictRanges(t target) {
+	if !m.ranges {
+		return
+	}
+	if ok, why := m.rangesSafe(t); !ok {
+		m.ranges, m.singleWhy = false, why
+	}
+}
+
+// resumable says whether a partial download of this version may be
+// continued rather than started over.
+func (m remote) resumable() bool { return m.ranges }
+
+// logFields describe the probe result for the "probed" log line.
+func (m remote) logFields() []zap.Field {
+	f := []zap.Field{zap.Int64("size", m.size), zap.Bool("ranges", m.ranges), zap.Bool("resumable", m.resumable())}
+	if m.singleWhy != "" {
+		f = append(f, zap.String("single_stream", m.singleWhy))
+	}
+	return f
 }
 
 // strongETag is an ETag usable with If-Match (weak ones never match).
@@ -46,7 +102,7 @@ func (m remote) identity(t target) string {
 	default:
 		return ""
 	}
-	id := "url " + t.display
+	id := "url " + t.key
 	if q := t.url.RawQuery; q != "" {
 		sum := sha256.Sum256([]byte(q))
 		id += "?sha256:" + hex.EncodeToString(sum[:8])
@@ -78,7 +134,27 @@ func (m remote) check(r *request, resp *http.Response) error {
 // probe learns size, range support and validators: HEAD, or, when HEAD is
 // refused (405, 501, or 403 from a URL presigned for GET only) or gives no
 // size, a GET of the first byte.
+//
+// Ranges are reported only when safe (rangesSafe): a remote without a
+// validator or #sha256 has ranges false and singleWhy set.
 func (r *request) probe(ctx context.Context) (remote, error) {
+	m, err := r.probeServer(ctx)
+	if err != nil {
+		return m, err
+	}
+	if m.size > maxFileSize {
+		// The engine sizes its range bookkeeping by it: refuse nonsense.
+		return remote{}, engine.Permanent(fmt.Errorf("%s: the server announces %d bytes, more than any file can be (%d): refusing it",
+			r.t.display, m.size, maxFileSize))
+	}
+	m.restrictRanges(r.t)
+	return m, nil
+}
+
+// maxFileSize (1 PiB) is beyond any disk a pod gets.
+const maxFileSize = 1 << 50
+
+func (r *request) probeServer(ctx context.Context) (remote, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	resp, err := r.do(ctx, http.MethodHead, nil)
@@ -105,7 +181,7 @@ func (r *request) probe(ctx context.Context) (remote, error) {
 		if !ok || total < 0 {
 			return remote{}, fmt.Errorf("GET %s: unusable Content-Range %q", r.t.display, resp.Header.Get("Content-Range"))
 		}
-		m.size, m.ranges = total, true
+		m.size, m.ranges, m.rangesSeen = total, true, true
 	case http.StatusOK:
 		m.size = resp.ContentLength
 	case http.StatusRequestedRangeNotSatisfiable:
@@ -156,4 +232,27 @@ func parseContentRange(v string) (start, end, total int64, ok bool) {
 		}
 	}
 	return start, end, total, true
+}
+
+// confirmRanges asks for the first byte: a server that answers with the
+// whole file does not serve ranges, whatever it advertises.
+func (r *request) confirmRanges(ctx context.Context, m *remote) error {
+	h := http.Header{"Range": {"bytes=0-0"}}
+	m.pin(h)
+	resp, err := r.do(ctx, http.MethodGet, h)
+	if err != nil {
+		return err
+	}
+	defer discard(resp)
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		m.rangesSeen = true
+		return nil
+	case http.StatusOK:
+		m.ranges, m.singleWhy = false, "it advertised byte ranges (Accept-Ranges: bytes) but sent the whole file for one (a proxy may strip Range)"
+		return nil
+	case http.StatusPreconditionFailed:
+		return r.changed("the server's If-Match/If-Unmodified-Since check failed")
+	}
+	return r.statusError(http.MethodGet, resp)
 }

@@ -1,6 +1,7 @@
 package httpsrc
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -110,4 +111,23 @@ func readDest(t *testing.T, dest string) map[string][]byte {
 		return nil
 	}))
 	return out
+}
+
+// testProvider is a provider with the engine whose settings it plans with.
+type testProvider struct {
+	*Provider
+	eng *engine.Engine
+}
+
+func newP(eng *engine.Engine, opts ...Option) testProvider {
+	return testProvider{New(eng.PlanSettings(), opts...), eng}
+}
+
+// Fetch plans src and runs the plan into dest, as the command does.
+func (p testProvider) Fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
+	plan, err := p.Plan(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return p.eng.Run(ctx, dest, plan)
 }

@@ -17,7 +17,7 @@ func TestUntrustedCertificateFailsAtOnce(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
 	start := time.Now()
-	_, err := New(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin", t.TempDir())
+	_, err := newP(newEngine()).Fetch(t.Context(), srv.URL+"/m.bin", t.TempDir())
 	require.Error(t, err)
 	assert.True(t, engine.IsPermanent(err))
 	assert.Contains(t, err.Error(), "SSL_CERT_FILE")
@@ -28,6 +28,6 @@ func TestUntrustedCertificateFailsAtOnce(t *testing.T) {
 	pool.AddCert(srv.Certificate())
 	c := srv.Client()
 	c.Transport.(*http.Transport).TLSClientConfig.RootCAs = pool
-	_, err = New(newEngine(), WithHTTPClient(c)).Fetch(t.Context(), srv.URL+"/m.bin", t.TempDir())
+	_, err = newP(newEngine(), WithHTTPClient(c)).Fetch(t.Context(), srv.URL+"/m.bin", t.TempDir())
 	require.NoError(t, err)
 }

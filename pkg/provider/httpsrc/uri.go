@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
@@ -13,12 +14,15 @@ import (
 // target is one parsed http(s) source.
 type target struct {
 	url *url.URL // what requests go to: fragment dropped, query kept (presigned URLs)
-	// display names the source in logs and errors: scheme, host and path
-	// only, since user info and query strings can hold credentials.
+	// display names the source in logs and errors, redacted: user info and
+	// query strings can hold credentials.
 	display string
-	host    string // lower-case host name, for the <host>-headers variable
-	name    string // file name under DEST
-	expect  []checksum.Value
+	// key is scheme://host/path, the source's name in its identity (stored
+	// on disk, so it must not change with how messages spell a URL).
+	key    string
+	host   string // lower-case host name, for the <host>-headers variable
+	name   string // file name under DEST
+	expect []checksum.Value
 }
 
 // parseTarget reads http(s)://host/path/file[#sha256=HEX].
@@ -26,14 +30,17 @@ func parseTarget(src string) (target, error) {
 	u, err := url.Parse(src)
 	if err != nil {
 		// url's error repeats the URL, query included: say only what is wrong.
-		return target{}, fmt.Errorf("invalid URL %s: cannot parse it", redact(src))
+		return target{}, fmt.Errorf("invalid URL %s: cannot parse it", redact.URI(src))
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if (scheme != "http" && scheme != "https") || u.Host == "" {
-		return target{}, fmt.Errorf("invalid URL %s: want http(s)://host/path/file", redact(src))
+		return target{}, fmt.Errorf("invalid URL %s: want http(s)://host/path/file", redact.URI(src))
 	}
-	t := target{host: strings.ToLower(u.Hostname())}
-	t.display = (&url.URL{Scheme: scheme, Host: u.Host, Path: u.Path}).String()
+	// The fragment (#sha256=HEX, parsed below) is not part of the address:
+	// messages name the file without it.
+	addr, _, _ := strings.Cut(src, "#")
+	t := target{host: strings.ToLower(u.Hostname()), display: redact.URI(addr)}
+	t.key = (&url.URL{Scheme: scheme, Host: u.Host, Path: u.Path}).String()
 	if u.Fragment != "" {
 		v, err := parseFragment(u.Fragment)
 		if err != nil {
@@ -64,18 +71,4 @@ func parseFragment(frag string) (checksum.Value, error) {
 		return checksum.Value{}, fmt.Errorf("fragment #%s: want 64 hex digits: %w", frag, err)
 	}
 	return v, nil
-}
-
-// redact keeps scheme, host and path of a URL that may not parse.
-func redact(src string) string {
-	if i := strings.IndexAny(src, "?#"); i >= 0 {
-		src = src[:i]
-	}
-	if scheme, rest, ok := strings.Cut(src, "://"); ok {
-		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
-			rest = rest[at+1:]
-		}
-		return scheme + "://" + rest
-	}
-	return src
 }

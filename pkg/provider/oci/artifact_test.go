@@ -57,7 +57,7 @@ func TestModelPack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before, reg.blobGets(layers[0].Digest))
 
-	plan, err := p.Plan(t.Context(), "oci://"+reg.host+"/mp:v1")
+	plan, err := p.Inspect(t.Context(), "oci://"+reg.host+"/mp:v1")
 	require.NoError(t, err)
 	assert.Equal(t, KindModelPack, plan.Kind)
 	assert.Equal(t, []Action{ActionFile, ActionFile, ActionExtract, ActionExtract, ActionExtract},

@@ -3,6 +3,7 @@ package oci
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/exact"
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
@@ -47,7 +51,12 @@ func (b *blobLoader) Load(ctx context.Context, length, offset int64, fn func(io.
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
 	resp, err := b.c.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", b.digest, err)
+		// After a redirect the URL is object storage's, presigned.
+		err = fmt.Errorf("blob %s: %w", b.digest, redact.Error(err))
+		if _, refused := errors.AsType[*httpx.RedirectError](err); refused {
+			return engine.Permanent(err)
+		}
+		return err
 	}
 	defer resp.Body.Close()
 	body := io.Reader(resp.Body)
@@ -70,7 +79,7 @@ func (b *blobLoader) Load(ctx context.Context, length, offset int64, fn func(io.
 	default:
 		return classify(b.digest, resp)
 	}
-	return fn(&exactReader{r: io.LimitReader(body, length), left: length})
+	return fn(exact.Reader(body, length))
 }
 
 // classify maps a failed response to a retryable or permanent error.
@@ -78,8 +87,8 @@ func classify(digest string, resp *http.Response) error {
 	err := fmt.Errorf("blob %s: %w", digest, transport.CheckError(resp))
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500:
-		if after, e := strconv.Atoi(resp.Header.Get("Retry-After")); e == nil && after > 0 {
-			return engine.RetryAfter(err, time.Duration(after)*time.Second)
+		if after, ok := engine.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && after > 0 {
+			return engine.RetryAfter(err, after)
 		}
 		return err
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
@@ -101,20 +110,4 @@ func contentRangeStart(h string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(start, 10, 64)
 	return n, err == nil
-}
-
-// exactReader turns a body that ends early into io.ErrUnexpectedEOF, so a
-// short response is retried instead of taken as the whole range.
-type exactReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
 }

@@ -32,7 +32,7 @@ func TestModelcarLayersGoThroughTheNodeCache(t *testing.T) {
 		defer c.Close()
 		eng := engine.New(engine.WithConcurrency(4), engine.WithChunkSize(64<<10), engine.WithCache(c),
 			engine.WithRetry(2, time.Millisecond, 5*time.Millisecond), engine.WithLogger(zaptest.NewLogger(t)))
-		p := New(eng, WithGetenv(func(string) string { return "" }))
+		p := newWith(eng, WithGetenv(func(string) string { return "" }))
 		return p.Fetch(context.Background(), "oci://"+reg.host+"/m/car:v1", dest)
 	}
 	// Two concurrent cold pulls, then a warm one.

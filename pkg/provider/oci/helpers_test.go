@@ -196,21 +196,39 @@ func zst(t testing.TB, b []byte) []byte {
 	return enc.EncodeAll(b, nil)
 }
 
-func testEngine(t testing.TB) *engine.Engine {
-	return engine.New(engine.WithConcurrency(4), engine.WithChunkSize(64<<10),
-		engine.WithRetry(2, time.Millisecond, 5*time.Millisecond), engine.WithLogger(zaptest.NewLogger(t)))
+// testEngine reads small ranges, so multi-range code paths run on small
+// test blobs.
+func testEngine(t testing.TB, opts ...engine.Option) *engine.Engine {
+	return engine.New(append([]engine.Option{engine.WithConcurrency(4), engine.WithChunkSize(1 << 10),
+		engine.WithRetry(2, time.Millisecond, 5*time.Millisecond), engine.WithLogger(zaptest.NewLogger(t))}, opts...)...)
 }
 
-// newProvider returns a provider with an empty environment and small
-// streamed ranges (so multi-range code paths run on small test blobs).
-func newProvider(t testing.TB, env map[string]string, opts ...Option) *Provider {
+// testProvider is a provider with the engine whose settings it plans with.
+type testProvider struct {
+	*Provider
+	eng *engine.Engine
+}
+
+func newWith(eng *engine.Engine, opts ...Option) testProvider {
+	return testProvider{New(eng.PlanSettings(), opts...), eng}
+}
+
+// Fetch plans src and runs the plan into dest, as the command does.
+func (p testProvider) Fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
+	plan, err := p.Plan(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return p.eng.Run(ctx, dest, plan)
+}
+
+// newProvider returns a provider with an empty environment.
+func newProvider(t testing.TB, env map[string]string, opts ...Option) testProvider {
 	getenv := func(k string) string { return env[k] }
-	p := New(testEngine(t), append([]Option{WithGetenv(getenv)}, opts...)...)
-	p.cfg.chunk = 1 << 10
-	return p
+	return newWith(testEngine(t), append([]Option{WithGetenv(getenv)}, opts...)...)
 }
 
-func fetch(t testing.TB, p *Provider, src string) (string, *engine.Report, error) {
+func fetch(t testing.TB, p testProvider, src string) (string, *engine.Report, error) {
 	dest := filepath.Join(t.TempDir(), "models")
 	rep, err := p.Fetch(context.Background(), src, dest)
 	return dest, rep, err

@@ -42,6 +42,7 @@ func FuzzManifest(f *testing.F) {
 	seed(mtKitConfig, "", layer("application/vnd.kitops.modelkit.model.v1.tar", nil))
 	f.Add([]byte(`{"layers":[{"digest":"sha256:zz","size":-1}]}`))
 	f.Add([]byte(`{"config":{"mediaType":"` + mtOCIImageConfig + `"},"layers":[{"digest":"` + fuzzDigest + `","size":-5}]}`))
+	f.Add([]byte(`{"config":{"mediaType":"` + mtOCIImageConfig + `"},"layers":[{"digest":"` + fuzzDigest + `","size":4611686018427387904}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m manifest
 		if json.Unmarshal(data, &m) != nil {
@@ -58,8 +59,18 @@ func FuzzManifest(f *testing.F) {
 		if len(layers) != len(m.Layers) {
 			t.Fatalf("%d layers planned for %d in the manifest", len(layers), len(m.Layers))
 		}
+		var total int64
 		for _, l := range layers {
-			if checkDigest(l.Digest) != nil || l.Size < 0 {
+			total += l.Size
+			if l.Whiteouts != (kind == KindModelcar) {
+				t.Fatalf("layer %d of a %s planned with whiteouts=%v: only image layers have whiteouts", l.Index, kind, l.Whiteouts)
+			}
+		}
+		if total < 0 || total > maxManifestBytes {
+			t.Fatalf("layers planned adding up to %d bytes", total)
+		}
+		for _, l := range layers {
+			if checkDigest(l.Digest) != nil || l.Size < 0 || l.Size > maxLayerSize {
 				t.Fatalf("layer %d planned with digest %q, size %d", l.Index, l.Digest, l.Size)
 			}
 			if l.Mode&^fs.ModePerm != 0 {

@@ -90,12 +90,11 @@ func mirrorImage(t *testing.T, regs ...*testRegistry) (string, string) {
 }
 
 // observed returns a provider whose logs the test can read.
-func observed(t *testing.T, opts ...Option) (*Provider, *observer.ObservedLogs) {
+func observed(t *testing.T, opts ...Option) (testProvider, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.InfoLevel)
 	eng := engine.New(engine.WithConcurrency(4), engine.WithChunkSize(64<<10),
 		engine.WithRetry(2, time.Millisecond, 5*time.Millisecond), engine.WithLogger(zap.New(core)))
-	p := New(eng, append([]Option{WithGetenv(func(string) string { return "" })}, opts...)...)
-	p.cfg.chunk = 1 << 10
+	p := newWith(eng, append([]Option{WithGetenv(func(string) string { return "" })}, opts...)...)
 	return p, logs
 }
 
@@ -159,7 +158,7 @@ func TestMirrorFallsBackToTheRegistry(t *testing.T) {
 			assert.Equal(t, 1, logs.FilterMessage("registry mirror failed, pulling from the registry itself").
 				FilterField(zap.String("mirror", host)).Len(), "the fallback names the mirror")
 
-			plan, err := p.Plan(context.Background(), "oci://"+origin.host+"/org/model:v1")
+			plan, err := p.Inspect(context.Background(), "oci://"+origin.host+"/org/model:v1")
 			require.NoError(t, err, "Plan falls back too")
 			assert.Equal(t, layer, plan.Layers[0].Digest)
 		})
@@ -173,7 +172,7 @@ func TestMirrorIsNotTrusted(t *testing.T) {
 		mir.setWrap(corruptBlob(layer, 50))
 		dest, _, err := fetch(t, newProvider(t, nil, WithRegistryMirrors(mir.host)), "oci://"+origin.host+"/org/model:v1")
 		require.Error(t, err)
-		assert.ErrorIs(t, err, ErrDigest)
+		assert.ErrorIs(t, err, engine.ErrBlobMismatch)
 		assert.Contains(t, err.Error(), layer)
 		for _, line := range tree(t, dest) {
 			assert.Contains(t, line, engine.StateDir, "nothing committed from a corrupt mirror")
@@ -191,7 +190,7 @@ func TestMirrorIsNotTrusted(t *testing.T) {
 			r.URL.Path = strings.Replace(r.URL.Path, want, other, 1)
 			h.ServeHTTP(w, r)
 		})
-		_, err := newProvider(t, nil, WithRegistryMirrors(mir.host)).Plan(context.Background(), "oci://"+origin.host+"/org/model@"+want)
+		_, err := newProvider(t, nil, WithRegistryMirrors(mir.host)).Inspect(context.Background(), "oci://"+origin.host+"/org/model@"+want)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "registry mirror "+mir.host)
 		assert.Contains(t, err.Error(), want)

@@ -46,7 +46,7 @@ func TestModelcarSingleLayer(t *testing.T) {
 	assert.True(t, fi.ModTime().Equal(mtime), "mtime kept")
 	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
 
-	plan, err := p.Plan(context.Background(), "oci+fetch://"+reg.host+"/m/car@"+digest)
+	plan, err := p.Inspect(context.Background(), "oci+fetch://"+reg.host+"/m/car@"+digest)
 	require.NoError(t, err)
 	assert.Equal(t, KindModelcar, plan.Kind)
 	assert.Equal(t, digest, plan.Digest)
@@ -168,11 +168,11 @@ func TestModelcarCorruptLayerCommitsNothingAndResumes(t *testing.T) {
 			reg.pushImage(t, "r", "v1", mtOCIImageConfig, good, bad)
 			reg.setWrap(corruptBlob(bad.Digest, tc.at(len(badData))))
 
-			p := newProvider(t, nil, WithLayerJobs(1))
+			p := newWith(testEngine(t, engine.WithBlobJobs(1)), WithGetenv(func(string) string { return "" }))
 			dest := filepath.Join(t.TempDir(), "models")
 			_, err := p.Fetch(context.Background(), "oci://"+reg.host+"/r:v1", dest)
 			require.Error(t, err)
-			assert.ErrorIs(t, err, ErrDigest)
+			assert.ErrorIs(t, err, engine.ErrBlobMismatch)
 			assert.Contains(t, err.Error(), "layer 1 ("+bad.Digest+")")
 			for _, line := range tree(t, dest) {
 				assert.Contains(t, line, engine.StateDir, "only staging state may be in DEST")
@@ -203,28 +203,9 @@ func TestModelcarLimits(t *testing.T) {
 	reg := newRegistry(t)
 	reg.pushImage(t, "r", "v1", mtOCIImageConfig,
 		reg.blob(t, "r", mtLayerGzip, gz(t, tarOf(t, f("models/a", strings.Repeat("0", 4000)))), nil))
-	_, _, err := fetch(t, newProvider(t, nil, WithLimits(1000, 0)), "oci://"+reg.host+"/r:v1")
+	_, _, err := fetch(t, newWith(testEngine(t, engine.WithUnpackLimits(1000, 0)), WithGetenv(func(string) string { return "" })), "oci://"+reg.host+"/r:v1")
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, extract.ErrLimit), err)
-}
-
-func TestResumeAfterInterruptedMerge(t *testing.T) {
-	reg := newRegistry(t)
-	reg.pushImage(t, "r", "v1", mtOCIImageConfig,
-		reg.blob(t, "r", mtLayerGzip, gz(t, tarOf(t, f("models/a", "1"))), nil))
-	p := newProvider(t, nil)
-	dest := filepath.Join(t.TempDir(), "models")
-	plan, err := p.Plan(context.Background(), "oci://"+reg.host+"/r:v1")
-	require.NoError(t, err)
-	// Simulate a kill in the middle of stacking: a half-merged stage.
-	stage, err := engine.NewStage(dest, "oci-"+strings.TrimPrefix(plan.Digest, "sha256:"))
-	require.NoError(t, err)
-	require.NoError(t, stage.Root().MkdirAll(stateFolder, 0o755))
-	require.NoError(t, stage.Root().WriteFile(markMerging, []byte("x"), 0o600))
-	require.NoError(t, stage.Root().WriteFile("stale", []byte("half"), 0o600))
-	_, err = p.Fetch(context.Background(), "oci://"+reg.host+"/r:v1", dest)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"f a 1"}, tree(t, dest))
 }
 
 func TestMissingTagSaysSo(t *testing.T) {
@@ -232,6 +213,6 @@ func TestMissingTagSaysSo(t *testing.T) {
 	_, _, err := fetch(t, newProvider(t, nil), "oci://"+reg.host+"/nothing:here")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "check the URI")
-	_, err = newProvider(t, nil).Plan(context.Background(), "s3://bucket/x")
+	_, err = newProvider(t, nil).Inspect(context.Background(), "s3://bucket/x")
 	assert.ErrorContains(t, err, "not an OCI URI")
 }

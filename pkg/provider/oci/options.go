@@ -3,33 +3,19 @@ package oci
 import (
 	"os"
 	"strings"
-)
 
-// Defaults for the streaming of tar layers.
-const (
-	// DefaultLayerJobs bounds the tar layers downloaded and extracted at
-	// once. Each streams through its own decompressor, so on small nodes
-	// two already keep both cores busy.
-	DefaultLayerJobs = 2
-	// streamChunk is the size of each ranged GET of a streamed layer; with
-	// streamAhead ranges in flight, one layer holds about
-	// (streamAhead+2) × streamChunk of memory.
-	streamChunk = 4 << 20
-	streamAhead = 4
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 )
 
 // config is what Options set.
 type config struct {
-	platform   string   // "os/arch[/variant]"; "" = linux/runtime.GOARCH
-	insecure   []string // registries allowed over plain http or unverified TLS; "*" = all
-	caBundle   string   // extra PEM file of trusted CAs
-	getenv     func(string) string
-	layerJobs  int
-	maxBytes   int64 // per image or artifact, uncompressed; 0 = extract's default
-	maxEntries int64
-	chunk      int64 // test hook: streamed range size
-	mirrors    []mirror
-	mirrorErr  error // an invalid WithRegistryMirrors spec, reported by Plan and Fetch
+	platform  string   // "os/arch[/variant]"; "" = linux/runtime.GOARCH
+	insecure  []string // registries allowed over plain http or unverified TLS; "*" = all
+	caBundle  string   // extra PEM file of trusted CAs
+	getenv    func(string) string
+	mirrors   []mirror
+	mirrorErr error // an invalid WithRegistryMirrors spec, reported by Plan
+	limiter   *httpx.Limiter
 }
 
 // Option configures a Provider.
@@ -68,26 +54,8 @@ func WithGetenv(getenv func(string) string) Option {
 	}
 }
 
-// WithLayerJobs bounds the tar layers fetched and extracted concurrently.
-func WithLayerJobs(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.layerJobs = n
-		}
-	}
-}
-
-// WithLimits caps the uncompressed bytes and the entries extracted from the
-// tar layers of one image or artifact (tar bombs); 0 keeps the default
-// (1 TiB, 1,000,000 entries).
-func WithLimits(maxBytes, maxEntries int64) Option {
-	return func(c *config) {
-		c.maxBytes, c.maxEntries = maxBytes, maxEntries
-	}
-}
-
 func defaults() config {
-	return config{getenv: os.Getenv, layerJobs: DefaultLayerJobs, chunk: streamChunk}
+	return config{getenv: os.Getenv}
 }
 
 // insecureFor reports whether reg may be reached over plain http or with an

@@ -57,7 +57,12 @@ type Layer struct {
 	Path string `json:"path,omitempty"`
 	// Prefix is the folder of the tar kept, with the prefix stripped
 	// ("models" for a modelcar).
-	Prefix    string      `json:"prefix,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
+	// Whiteouts is set for container image (modelcar) layers only: they
+	// are extracted with extract.Options.KeepWhiteouts and merged with
+	// extract.ApplyLayer, which honours the markers. ModelPack, KitOps and
+	// ORAS layers are not container layers: a .wh.x in them is kept as an
+	// ordinary file and removes nothing.
 	Whiteouts bool        `json:"whiteouts,omitempty"`
 	Mode      fs.FileMode `json:"mode,omitempty"`
 	ModTime   time.Time   `json:"mtime,omitzero"`
@@ -158,15 +163,39 @@ func kindOf(m *manifest) (Kind, error) {
 	return "", fmt.Errorf("unrecognised OCI artifact (config %q, artifactType %q): expected a modelcar image, a ModelPack, a KitOps ModelKit or files pushed with oras", m.Config.MediaType, m.ArtifactType)
 }
 
+// Bounds on what a manifest may declare, checked before anything is sized
+// by it (a layer's size sets the number of ranges streamed): far beyond any
+// real model, far below what would exhaust memory or overflow a sum.
+const (
+	// maxLayers: images stop at 127 layers; a ModelPack artifact has one
+	// layer per file.
+	maxLayers = 100_000
+	// maxLayerSize is 4 TiB, more than any volume a pod is given.
+	maxLayerSize int64 = 4 << 40
+	// maxManifestBytes bounds the sum of the layer sizes.
+	maxManifestBytes int64 = 64 << 40
+)
+
 // planLayers decides each layer's action.
 func planLayers(kind Kind, m *manifest) ([]Layer, error) {
+	if n := len(m.Layers); n > maxLayers {
+		return nil, fmt.Errorf("the manifest lists %d layers, more than the %d a model can have: refusing it", n, maxLayers)
+	}
 	out := make([]Layer, 0, len(m.Layers))
+	var total int64
 	for i, d := range m.Layers {
 		if err := checkDigest(d.Digest); err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 		if d.Size < 0 {
 			return nil, fmt.Errorf("layer %d (%s): negative size", i, d.Digest)
+		}
+		if d.Size > maxLayerSize {
+			return nil, fmt.Errorf("layer %d (%s) claims %d bytes, more than the %d (4 TiB) a layer may have: refusing the manifest",
+				i, d.Digest, d.Size, maxLayerSize)
+		}
+		if total += d.Size; total > maxManifestBytes {
+			return nil, fmt.Errorf("the layers add up to more than %d bytes (64 TiB): refusing the manifest", maxManifestBytes)
 		}
 		l := Layer{Index: i, Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
 		switch kind {

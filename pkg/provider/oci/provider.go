@@ -14,36 +14,37 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
-	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
-// Provider implements provider.Provider for oci:// and oci+fetch://.
+// Provider implements provider.Planner for oci:// and oci+fetch://.
 type Provider struct {
-	eng *engine.Engine
+	set provider.Settings
 	cfg config
 	log *zap.Logger
 }
 
-// New returns an OCI provider fetching through eng.
-func New(eng *engine.Engine, opts ...Option) *Provider {
+var _ provider.Planner = (*Provider)(nil)
+
+// New returns an OCI provider planning with the run's settings.
+func New(set provider.Settings, opts ...Option) *Provider {
 	cfg := defaults()
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Provider{eng: eng, cfg: cfg, log: eng.Logger().With(zap.String("provider", "oci"))}
+	return &Provider{set: set, cfg: cfg, log: set.Logger().With(zap.String("provider", "oci"))}
 }
 
-// Schemes implements provider.Provider.
+// Schemes implements provider.Planner.
 func (p *Provider) Schemes() []string { return slices.Clone(schemes) }
 
-// Plan resolves src and says what Fetch would do, downloading no layer.
-func (p *Provider) Plan(ctx context.Context, src string) (*Plan, error) {
+// Inspect resolves src and says what its layers become, downloading no
+// layer.
+func (p *Provider) Inspect(ctx context.Context, src string) (*Plan, error) {
 	ref, err := parseRef(src, &p.cfg)
 	if err != nil {
 		return nil, err
@@ -56,9 +57,11 @@ func (p *Provider) Plan(ctx context.Context, src string) (*Plan, error) {
 	return plan, nil
 }
 
-// Fetch implements provider.Provider.
-func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
-	start := time.Now()
+// Plan implements provider.Planner: layers that are files themselves
+// (ModelPack .raw, oras files) become engine files, fetched with parallel
+// ranged GETs and verified against their digest; tar layers become one
+// unit, committed once every layer checked out.
+func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 	ref, err := parseRef(src, &p.cfg)
 	if err != nil {
 		return nil, err
@@ -67,86 +70,30 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
-	if p.eng.DryRun() {
-		return dryRunReport(plan), nil
-	}
-	var raw, tars []Layer
+	out := &engine.Plan{Source: plan.Ref, Resolved: plan.Digest, Close: c.close}
+	var tars []Layer
 	for _, l := range plan.Layers {
 		switch l.Action {
 		case ActionFile:
-			raw = append(raw, l)
+			f, err := p.engineFile(c, l)
+			if err != nil {
+				c.close()
+				return nil, err
+			}
+			out.Files = append(out.Files, f)
 		case ActionExtract:
 			tars = append(tars, l)
 		default:
-			p.log.Info("layer skipped", zap.Int("layer", l.Index), zap.String("digest", l.Digest), zap.String("reason", l.Reason))
+			out.Skipped = append(out.Skipped, fmt.Sprintf("layer %d (%s): %s", l.Index, l.Digest, l.Reason))
 		}
 	}
-	files, err := p.engineFiles(c, raw)
-	if err != nil {
-		return nil, err
-	}
-
-	var staged *stagedRun
 	if len(tars) > 0 {
-		if staged, err = p.openStage(c, plan, tars, dest); err != nil {
+		u, err := p.imageUnit(c, plan, tars)
+		if err != nil {
+			c.close()
 			return nil, err
 		}
+		out.Units = []engine.Unit{u}
 	}
-
-	// Raw files and tar layers download at the same time; the first
-	// failure cancels the other half.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	var fileRep *engine.Report
-	if len(files) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			if fileRep, err = p.eng.Fetch(ctx, dest, files); err != nil {
-				cancel(nameLayer(err, raw))
-			}
-		}()
-	}
-	if staged != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := staged.build(ctx); err != nil {
-				cancel(err)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	var tarRep *engine.Report
-	if staged != nil {
-		if tarRep, err = staged.commit(ctx, dest); err != nil {
-			return nil, err
-		}
-	}
-	rep := &engine.Report{}
-	rep.Add(fileRep)
-	rep.Add(tarRep)
-	rep.Duration = time.Since(start)
-	p.log.Info("OCI fetch done", zap.String("ref", src), zap.String("digest", plan.Digest),
-		zap.Int("files", len(rep.Files)), zap.Int64("bytes", rep.Bytes), zap.Int64("fetched", rep.Fetched),
-		zap.Duration("took", rep.Duration))
-	return rep, nil
-}
-
-// nameLayer adds the layer digest to an engine error about one of the
-// files that came from a raw layer, so the message names the blob to check.
-func nameLayer(err error, raw []Layer) error {
-	msg := err.Error()
-	for _, l := range raw {
-		if strings.Contains(msg, " "+l.Path+":") || strings.Contains(msg, " "+l.Path+" ") {
-			return fmt.Errorf("layer %d (%s, file %s): %w", l.Index, l.Digest, l.Path, err)
-		}
-	}
-	return err
+	return out, nil
 }

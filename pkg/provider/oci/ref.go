@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 )
 
 // Schemes handled: KServe's oci:// (modelcar) and oci+fetch:// (download).
@@ -20,7 +22,7 @@ func parseRef(src string, c *config) (name.Reference, error) {
 		}
 	}
 	if !ok || rest == "" {
-		return nil, fmt.Errorf("%q is not an OCI URI: use oci://REGISTRY/REPOSITORY:TAG or @sha256:DIGEST", src)
+		return nil, fmt.Errorf("%q is not an OCI URI: use oci://REGISTRY/REPOSITORY:TAG or @sha256:DIGEST", redact.URI(src))
 	}
 	var opts []name.Option
 	host, _, _ := strings.Cut(rest, "/")
@@ -29,6 +31,11 @@ func parseRef(src string, c *config) (name.Reference, error) {
 	}
 	ref, err := name.ParseReference(rest, opts...)
 	if err != nil {
+		if shown := redact.URI(src); shown != src {
+			// go-containerregistry's error repeats the reference.
+			return nil, fmt.Errorf("parse OCI reference %q: not REGISTRY/REPOSITORY:TAG or @sha256:DIGEST "+
+				"(credentials do not belong in the URI: use a pull secret, see KSERVE_OCI_DOCKER_CONFIG)", shown)
+		}
 		return nil, fmt.Errorf("parse OCI reference %q: %w", rest, err)
 	}
 	return ref, nil

@@ -85,10 +85,9 @@ func TestRealRegistryFaults(t *testing.T) {
 		{Kind: faultproxy.Flip, Path: blobs, Skip: 9, Times: 2, At: 5},
 	}})
 	host := strings.TrimPrefix(url, "http://")
-	eng := engine.New(engine.WithConcurrency(4), engine.WithChunkSize(64<<10),
+	eng := engine.New(engine.WithConcurrency(4), engine.WithChunkSize(1<<10),
 		engine.WithRetry(6, time.Millisecond, 10*time.Millisecond), engine.WithLogger(zaptest.NewLogger(t)))
-	p := New(eng, WithGetenv(func(string) string { return "" }))
-	p.cfg.chunk = 1 << 10
+	p := newWith(eng, WithGetenv(func(string) string { return "" }))
 	dest, _, err := fetch(t, p, "oci://"+host+"/"+repo+":car")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"f w.bin " + big}, tree(t, dest))

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/idletimeout"
 )
 
@@ -32,13 +33,18 @@ type repoClient struct {
 func (p *Provider) connect(ctx context.Context, ref name.Reference, ns string) (*repoClient, error) {
 	repo := ref.Context()
 	reg := repo.RegistryStr()
-	base, err := p.cfg.newTransport(p.eng.Concurrency(), p.cfg.insecureFor(reg))
+	base, err := p.cfg.newTransport(p.set.Conns(), p.cfg.insecureFor(reg))
 	if err != nil {
 		return nil, err
 	}
 	// A manifest or token response that stalls mid-body must not hang the
 	// pull: bound silence by --read-timeout like every layer range.
-	var inner http.RoundTripper = idletimeout.RoundTripper{Next: base, Timeout: p.eng.ReadTimeout(), What: "--read-timeout"}
+	// The limiter (when set) counts every request at the wire: tokens,
+	// manifests and blob ranges, redirects to object storage included.
+	var inner http.RoundTripper = idletimeout.RoundTripper{Next: p.cfg.limiter.Wrap(base), Timeout: p.set.ReadTimeout(), What: "--read-timeout"}
+	// go-containerregistry builds its own clients (manifests, tokens): the
+	// redirect policy holds in the transport too.
+	inner = httpx.GuardRedirects(inner)
 	if ns != "" {
 		inner = &nsTransport{base: inner, host: reg, ns: ns}
 	}
@@ -53,7 +59,11 @@ func (p *Provider) connect(ctx context.Context, ref name.Reference, ns string) (
 	if err != nil {
 		return nil, fmt.Errorf("connect to registry %s: %w%s", reg, err, authHint(err, from))
 	}
-	return &repoClient{repo: repo, rt: rt, client: &http.Client{Transport: rt}, base: base, from: from}, nil
+	// Blob reads follow redirects (to object storage, a CDN) under the
+	// binary's redirect policy; the token transport only sends the
+	// registry's token to the registry.
+	hc := &http.Client{Transport: rt, CheckRedirect: httpx.CheckRedirect()}
+	return &repoClient{repo: repo, rt: rt, client: hc, base: base, from: from}, nil
 }
 
 // close releases idle connections.
@@ -98,6 +108,9 @@ func (c *repoClient) manifest(ctx context.Context, ref name.Reference) (*remote.
 		// codes go-containerregistry needs to call an error temporary.
 		var te *transport.Error
 		if ctx.Err() != nil || errors.As(err, &te) && !te.Temporary() && te.StatusCode < 500 && te.StatusCode != http.StatusTooManyRequests {
+			break
+		}
+		if _, refused := errors.AsType[*httpx.RedirectError](err); refused {
 			break
 		}
 	}

@@ -59,6 +59,9 @@ func (p *Provider) resolve(ctx context.Context, src string, ref name.Reference, 
 		if err := json.Unmarshal(d.Manifest, &idx); err != nil {
 			return nil, fmt.Errorf("parse index %s: %w", d.Digest, err)
 		}
+		if n := len(idx.Manifests); n > maxLayers {
+			return nil, fmt.Errorf("%s (index %s) lists %d manifests, more than %d: refusing it", src, d.Digest, n, maxLayers)
+		}
 		pick, err := pickPlatform(idx, want)
 		if err != nil {
 			return nil, fmt.Errorf("%s (index %s): %w", src, d.Digest, err)

@@ -23,7 +23,7 @@ func (p *Provider) checkFiles(ctx context.Context, loc location, t *tree, m mani
 	if err := p.coverage(loc, t, m, hash); err != nil {
 		return nil, err
 	}
-	if p.eng.Verify() == engine.VerifySize {
+	if p.set.Verify == engine.VerifySize {
 		hash = false
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -32,10 +32,10 @@ func (p *Provider) checkFiles(ctx context.Context, loc location, t *tree, m mani
 		mu      sync.Mutex
 		digests = map[string]string{}
 		wg      sync.WaitGroup
-		sem     = make(chan struct{}, max(p.eng.Concurrency(), 1))
+		sem     = make(chan struct{}, p.set.Conns())
 	)
 	for _, f := range t.files {
-		if !p.eng.Keep(f.rel) {
+		if !p.set.Kept(f.rel) {
 			continue
 		}
 		want, listed := m.sums[f.rel]
@@ -83,18 +83,18 @@ func (p *Provider) coverage(loc location, t *tree, m manifest, hash bool) error 
 			have[f.rel] = true
 		}
 		for rel := range m.sums {
-			if strings.HasPrefix(rel, ".") || !p.eng.Keep(rel) || have[rel] {
+			if strings.HasPrefix(rel, ".") || !p.set.Kept(rel) || have[rel] {
 				continue
 			}
 			return fmt.Errorf("manifest %s lists %s, which is not a file in %s: the model is incomplete or the manifest is out of date",
 				m.name, rel, loc.path)
 		}
 	}
-	if p.eng.Verify() != engine.VerifyStrict || !hash {
+	if p.set.Verify != engine.VerifyStrict || !hash {
 		return nil // copy mode: the engine enforces strict itself
 	}
 	for _, f := range t.files {
-		if _, ok := m.sums[f.rel]; !ok && p.eng.Keep(f.rel) && !m.is(f) {
+		if _, ok := m.sums[f.rel]; !ok && p.set.Kept(f.rel) && !m.is(f) {
 			where := "no manifest was found (--manifest or " + ManifestName + ")"
 			if m.name != "" {
 				where = "it is not listed in " + m.name

@@ -14,11 +14,11 @@ import (
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
-// copy hands every file to the engine, which reads ranges in parallel,
-// verifies the manifest's SHA-256 (else the size) and commits each file
-// atomically; a rerun keeps files already copied and resumes partial ones.
-// Files reached through symlinks are copied as regular files.
-func (p *Provider) copy(ctx context.Context, t *tree, dest string, m manifest) (*engine.Report, error) {
+// copyFiles plans every file for the engine, which reads ranges in
+// parallel, verifies the manifest's SHA-256 (else the size) and commits
+// each file atomically; a rerun keeps files already copied and resumes
+// partial ones. Files reached through symlinks are copied as regular files.
+func copyFiles(t *tree, m manifest) []engine.File {
 	files := make([]engine.File, 0, len(t.files))
 	for _, n := range t.files {
 		f := engine.File{
@@ -34,7 +34,7 @@ func (p *Provider) copy(ctx context.Context, t *tree, dest string, m manifest) (
 		}
 		files = append(files, f)
 	}
-	return p.eng.Fetch(ctx, dest, files)
+	return files
 }
 
 // identity names this version of a local file for the engine's resume
@@ -59,6 +59,9 @@ type fileLoader struct {
 
 // Load implements engine.Loader.
 func (l *fileLoader) Load(ctx context.Context, length, offset int64, fn func(io.Reader) error) error {
+	if err := ctx.Err(); err != nil {
+		return err // a local read has no request to cancel: check before it starts
+	}
 	f, err := os.Open(l.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {

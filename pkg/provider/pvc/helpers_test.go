@@ -1,6 +1,7 @@
 package pvc
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -35,9 +36,28 @@ func write(t *testing.T, dir, rel, data string) string {
 	return p
 }
 
-func newProvider(root string, mode Mode, eopts ...engine.Option) *Provider {
+func newProvider(root string, mode Mode, eopts ...engine.Option) testProvider {
 	eopts = append([]engine.Option{engine.WithConcurrency(4), engine.WithChunkSize(1 << 20)}, eopts...)
-	return New(engine.New(eopts...), WithRoot(root), WithMode(mode))
+	return newWith(engine.New(eopts...), WithRoot(root), WithMode(mode))
+}
+
+// testProvider is a provider with the engine whose settings it plans with.
+type testProvider struct {
+	*Provider
+	eng *engine.Engine
+}
+
+func newWith(eng *engine.Engine, opts ...Option) testProvider {
+	return testProvider{New(eng.PlanSettings(), opts...), eng}
+}
+
+// Fetch plans src and runs the plan into dest, as the command does.
+func (p testProvider) Fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
+	plan, err := p.Plan(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return p.eng.Run(ctx, dest, plan)
 }
 
 func sha(data string) string {

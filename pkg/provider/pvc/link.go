@@ -1,14 +1,6 @@
 package pvc
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-
-	"go.uber.org/zap"
-
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
@@ -19,103 +11,60 @@ const (
 	leftAlone       = "not linked (DEST already has it)"
 )
 
-// linker creates the links of one Fetch.
-type linker struct {
-	p       *Provider
-	ctx     context.Context
-	root    *os.Root // DEST: no link is ever created outside it
-	digests map[string]string
-	rep     *engine.Report
-}
-
-// link makes DEST show the source: each top-level entry becomes a symlink
-// to it (a file source: one link to the file). With include/exclude
+// links plans how DEST shows the source: each top-level entry becomes a
+// symlink to it (a file source: one link to the file). With include/exclude
 // patterns a folder holding both kept and dropped files becomes a real
 // folder whose entries are linked one by one, so DEST shows exactly the
-// kept files. An entry already in DEST is left alone and reported.
-func (p *Provider) link(ctx context.Context, t *tree, dest string, digests map[string]string) (*engine.Report, error) {
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return nil, fmt.Errorf("create destination %s: %w", dest, err)
-	}
-	root, err := os.OpenRoot(dest)
-	if err != nil {
-		return nil, fmt.Errorf("open destination %s: %w", dest, err)
-	}
-	defer root.Close()
-	l := &linker{p: p, ctx: ctx, root: root, digests: digests, rep: &engine.Report{}}
+// kept files. The engine creates them and leaves alone (and reports) an
+// entry DEST already has.
+func (p *Provider) links(t *tree, digests map[string]string) []engine.Link {
+	l := &linkPlanner{p: p, digests: digests}
 	if !t.root.dir {
-		err = l.entry(t.root)
+		l.entry(t.root)
 	} else {
 		for _, k := range t.root.kids {
-			if err = l.node(k); err != nil {
-				break
-			}
+			l.node(k)
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return l.rep, nil
+	return l.out
 }
 
-func (l *linker) node(n *node) error {
-	if err := l.ctx.Err(); err != nil {
-		return err
-	}
+type linkPlanner struct {
+	p       *Provider
+	digests map[string]string
+	out     []engine.Link
+}
+
+func (l *linkPlanner) node(n *node) {
 	if !n.dir {
-		if l.p.eng.Keep(n.rel) {
-			return l.entry(n)
+		if l.p.set.Kept(n.rel) {
+			l.entry(n)
 		}
-		return nil
+		return
 	}
 	kept, total := l.count(n)
 	switch {
-	case total == 0 && !l.p.eng.Keep(n.rel), total > 0 && kept == 0:
-		return nil
+	case total == 0 && !l.p.set.Kept(n.rel), total > 0 && kept == 0:
+		return
 	case kept == total:
-		return l.entry(n)
+		l.entry(n)
+		return
 	}
 	// Mixed: a real folder, entries linked one by one.
-	if fi, err := l.root.Lstat(n.rel); err == nil && fi.Mode().Type() != fs.ModeDir {
-		l.p.log.Warn("already in DEST and not a folder; left alone", zap.String("path", n.rel))
-		l.report(n, leftAlone)
-		return nil
-	}
-	if err := l.root.Mkdir(n.rel, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create folder %s in DEST: %w", n.rel, err)
-	}
+	l.out = append(l.out, engine.Link{Path: n.rel, Dir: true, LeftAlone: l.results(n, leftAlone)})
 	for _, k := range n.kids {
-		if err := l.node(k); err != nil {
-			return err
-		}
+		l.node(k)
 	}
-	return nil
 }
 
-// entry links DEST/n.rel to n, unless DEST already has that name.
-func (l *linker) entry(n *node) error {
-	if fi, err := l.root.Lstat(n.rel); err == nil {
-		if fi.Mode().Type() == fs.ModeSymlink {
-			if target, err := l.root.Readlink(n.rel); err == nil && target == n.link {
-				l.report(n, notVerifiedLink) // from an earlier run: rerunning is a no-op
-				return nil
-			}
-		}
-		l.p.log.Warn("already in DEST; left alone", zap.String("path", n.rel))
-		l.report(n, leftAlone)
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("check %s in DEST: %w", n.rel, err)
-	}
-	if err := l.root.Symlink(n.link, n.rel); err != nil {
-		return fmt.Errorf("link %s in DEST to %s: %w", n.rel, n.link, err)
-	}
-	l.report(n, notVerifiedLink)
-	return nil
+// entry links DEST/n.rel to n.
+func (l *linkPlanner) entry(n *node) {
+	l.out = append(l.out, engine.Link{Path: n.rel, Target: n.link,
+		Results: l.results(n, notVerifiedLink), LeftAlone: l.results(n, leftAlone)})
 }
 
 // count returns the kept and total numbers of files under a folder.
-func (l *linker) count(n *node) (kept, total int) {
+func (l *linkPlanner) count(n *node) (kept, total int) {
 	for _, k := range n.kids {
 		if k.dir {
 			a, b := l.count(k)
@@ -123,23 +72,23 @@ func (l *linker) count(n *node) (kept, total int) {
 			continue
 		}
 		total++
-		if l.p.eng.Keep(k.rel) {
+		if l.p.set.Kept(k.rel) {
 			kept++
 		}
 	}
 	return kept, total
 }
 
-// report lists every file under n (n itself for a file).
-func (l *linker) report(n *node, unverified string) {
-	if n.dir {
-		for _, k := range n.kids {
-			l.report(k, unverified)
-		}
-		return
+// results lists every file under n (n itself for a file).
+func (l *linkPlanner) results(n *node, unverified string) []engine.FileResult {
+	if !n.dir {
+		return []engine.FileResult{fileResult(n, l.digests, unverified)}
 	}
-	l.rep.Files = append(l.rep.Files, fileResult(n, l.digests, unverified))
-	l.rep.Bytes += n.info.Size()
+	var out []engine.FileResult
+	for _, k := range n.kids {
+		out = append(out, l.results(k, unverified)...)
+	}
+	return out
 }
 
 // fileResult describes a file that was checked, not fetched.
@@ -151,14 +100,13 @@ func fileResult(n *node, digests map[string]string, unverified string) engine.Fi
 	return r
 }
 
-// verifyReport lists the source's kept files (paths relative to the source).
-func (p *Provider) verifyReport(t *tree, digests map[string]string) *engine.Report {
-	rep := &engine.Report{}
+// verifyResults lists the source's kept files (paths relative to the source).
+func (p *Provider) verifyResults(t *tree, digests map[string]string) []engine.FileResult {
+	var out []engine.FileResult
 	for _, f := range t.files {
-		if p.eng.Keep(f.rel) {
-			rep.Files = append(rep.Files, fileResult(f, digests, notVerified))
-			rep.Bytes += f.info.Size()
+		if p.set.Kept(f.rel) {
+			out = append(out, fileResult(f, digests, notVerified))
 		}
 	}
-	return rep
+	return out
 }

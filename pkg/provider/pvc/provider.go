@@ -36,14 +36,14 @@ const DefaultRoot = "/mnt/pvc"
 
 // Provider handles pvc:// and local sources.
 type Provider struct {
-	eng      *engine.Engine
+	set      provider.Settings
 	root     string
 	mode     Mode
 	manifest string
 	log      *zap.Logger
 }
 
-var _ provider.Provider = (*Provider)(nil)
+var _ provider.Planner = (*Provider)(nil)
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -72,7 +72,7 @@ func WithMode(m Mode) Option {
 // file in the source folder is used when present.
 func WithManifest(path string) Option { return func(p *Provider) { p.manifest = path } }
 
-// WithLogger sets the logger (default: the engine's).
+// WithLogger sets the logger (default: the settings').
 func WithLogger(l *zap.Logger) Option {
 	return func(p *Provider) {
 		if l != nil {
@@ -82,8 +82,8 @@ func WithLogger(l *zap.Logger) Option {
 }
 
 // New returns a provider for pvc:// and local sources.
-func New(eng *engine.Engine, opts ...Option) *Provider {
-	p := &Provider{eng: eng, root: DefaultRoot, mode: ModeSymlink, log: eng.Logger()}
+func New(set provider.Settings, opts ...Option) *Provider {
+	p := &Provider{set: set, root: DefaultRoot, mode: ModeSymlink, log: set.Logger()}
 	for _, o := range opts {
 		o(p)
 	}
@@ -94,8 +94,10 @@ func New(eng *engine.Engine, opts ...Option) *Provider {
 // paths to "file".
 func (p *Provider) Schemes() []string { return []string{"pvc", "file"} }
 
-// Fetch implements provider.Provider.
-func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
+// Plan implements provider.Planner: the source is checked (and, without
+// copy mode, hashed against its manifest) now; the plan links, copies or
+// only reports it.
+func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 	switch p.mode {
 	case ModeSymlink, ModeCopy, ModeVerify:
 	default:
@@ -109,7 +111,7 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 		// KServe multi-model serving: the model is already where the
 		// server reads it.
 		p.log.Info("source is under /mnt/models: nothing to do", zap.String("source", src))
-		return &engine.Report{}, nil
+		return &engine.Plan{Source: src}, nil
 	}
 	t, err := scan(ctx, loc)
 	if err != nil {
@@ -135,24 +137,23 @@ func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report,
 	if err != nil {
 		return nil, engine.Permanent(err)
 	}
-	if p.eng.DryRun() {
-		// --dry-run: checked, reported, nothing linked or copied.
-		return p.verifyReport(t, digests), nil
-	}
+	plan := &engine.Plan{Source: src}
 	switch p.mode {
 	case ModeCopy:
-		return p.copy(ctx, t, dest, m)
+		plan.Files = copyFiles(t, m)
 	case ModeVerify:
-		return p.verifyReport(t, digests), nil
+		plan.Checked = p.verifyResults(t, digests)
+	default:
+		plan.Links = p.links(t, digests)
 	}
-	return p.link(ctx, t, dest, digests)
+	return plan, nil
 }
 
 // keptFiles counts the files the include/exclude patterns keep.
 func (p *Provider) keptFiles(t *tree) int {
 	n := 0
 	for _, f := range t.files {
-		if p.eng.Keep(f.rel) {
+		if p.set.Kept(f.rel) {
 			n++
 		}
 	}

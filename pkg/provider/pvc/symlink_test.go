@@ -118,7 +118,7 @@ func TestLinksInsideTheClaimAreFollowed(t *testing.T) {
 	require.NoError(t, os.Symlink("../../blobs/abc", filepath.Join(snap, "model.bin")))
 	write(t, e.claim, "hub/manifest/SUMS", sha("weights")+"  model.bin\n")
 
-	p := New(engine.New(), WithRoot(e.root), WithManifest(filepath.Join(e.claim, "hub/manifest/SUMS")))
+	p := newWith(engine.New(), WithRoot(e.root), WithManifest(filepath.Join(e.claim, "hub/manifest/SUMS")))
 	rep, err := p.Fetch(t.Context(), "pvc://claim/hub/snapshots/rev", e.dest)
 	require.NoError(t, err)
 	require.Len(t, rep.Files, 1)

@@ -150,11 +150,11 @@ func TestManifestListingAMissingFileFails(t *testing.T) {
 	e := newClaim(t)
 	write(t, e.claim, "m/a.bin", "a")
 	write(t, e.claim, "sums.txt", sha("a")+"  a.bin\n"+sha("b")+"  b.bin\n")
-	p := New(engine.New(), WithRoot(e.root), WithMode(ModeVerify), WithManifest("../sums.txt"))
+	p := newWith(engine.New(), WithRoot(e.root), WithMode(ModeVerify), WithManifest("../sums.txt"))
 	_, err := p.Fetch(t.Context(), "pvc://claim/m", e.dest)
 	assert.ErrorContains(t, err, "lists b.bin, which is not a file in")
 
-	p = New(engine.New(), WithRoot(e.root), WithManifest("nope.txt"))
+	p = newWith(engine.New(), WithRoot(e.root), WithManifest("nope.txt"))
 	_, err = p.Fetch(t.Context(), "pvc://claim/m", e.dest)
 	assert.ErrorContains(t, err, "manifest "+filepath.Join(e.claim, "m/nope.txt")+" does not exist")
 }

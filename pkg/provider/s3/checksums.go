@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -72,6 +73,9 @@ func objectSums(h *awss3.HeadObjectOutput) (full []checksum.Value, composite *ch
 		switch {
 		case err != nil:
 			skipped = append(skipped, err.Error())
+		case v.Composite && (v.Parts < 1 || v.Parts > maxParts):
+			// Checked before anything is sized by it (see checkPartCount).
+			skipped = append(skipped, fmt.Sprintf("%s claims %d parts (S3 allows 1 to %d)", alg, v.Parts, maxParts))
 		case v.Composite:
 			if composite == nil || checksum.Strength(v) > checksum.Strength(*composite) {
 				composite = &v

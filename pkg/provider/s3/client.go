@@ -2,13 +2,8 @@ package s3
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -17,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 )
 
 // planAttempts bounds the SDK's own retries of planning requests (list,
@@ -36,11 +33,19 @@ type client struct {
 	region     string
 }
 
+// WithLimiter bounds this provider's S3 requests in flight (listings,
+// HEADs and ranged GETs alike) together with every other client sharing l:
+// the run-wide --concurrency bound. The default is no bound beyond the
+// engine's. Credential requests (STS, IMDS) are not counted: they go to
+// other servers.
+func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
+
 // newClient builds an S3 client from resolved settings. conns is the number
 // of requests the engine keeps in flight: the connection pool must keep at
 // least that many idle connections or every range pays a new handshake.
-func newClient(ctx context.Context, s settings, conns int) (*client, error) {
-	hc, err := newHTTPClient(s, conns)
+func newClient(ctx context.Context, s settings, conns int, l *httpx.Limiter) (*client, error) {
+	ho := httpOptions(s, conns, l)
+	api, err := newAPIClient(ho)
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +60,10 @@ func newClient(ctx context.Context, s settings, conns int) (*client, error) {
 		// The rest of the standard chain (shared config and credentials
 		// files, web identity / IRSA, SSO, container and instance roles)
 		// is the SDK's: it reads the process environment itself.
+		hc, err := newCredentialsClient(ho)
+		if err != nil {
+			return nil, err
+		}
 		opts := []func(*config.LoadOptions) error{config.WithHTTPClient(hc)}
 		if region != "" {
 			opts = append(opts, config.WithRegion(region))
@@ -74,7 +83,7 @@ func newClient(ctx context.Context, s settings, conns int) (*client, error) {
 	o := awss3.Options{
 		Region:        region,
 		Credentials:   creds,
-		HTTPClient:    withIdleTimeout(hc, s.ReadTimeout),
+		HTTPClient:    withIdleTimeout(api, s.ReadTimeout),
 		UsePathStyle:  s.PathStyle,
 		UseAccelerate: s.Accelerate,
 		AppID:         "storage-initializer",
@@ -100,59 +109,54 @@ func newClient(ctx context.Context, s settings, conns int) (*client, error) {
 	return &client{api: awss3.New(o), where: where, credSource: s.CredSource, anonymous: s.Anonymous, region: region}, nil
 }
 
-// newHTTPClient returns the SDK's buildable client (the credential chain
-// needs that type to add AWS_CA_BUNDLE itself) tuned for bulk transfers.
-func newHTTPClient(s settings, conns int) (*awshttp.BuildableClient, error) {
-	tlsCfg, err := newTLSConfig(s)
+// httpOptions are the binary's HTTP rules (internal/httpx: proxies from
+// the environment, HTTP/1.1 only, bytes as served, the redirect policy)
+// with S3's settings: S3_VERIFY_SSL, the CA bundle (added to the system
+// roots, so a bundle holding only a private CA does not break STS for
+// IRSA), the connect and read timeouts.
+func httpOptions(s settings, conns int, l *httpx.Limiter) httpx.Options {
+	return httpx.Options{
+		Conns:                 conns,
+		CAFiles:               []httpx.CAFile{{Path: s.CABundle, From: "AWS_CA_BUNDLE or the CA configmap"}},
+		InsecureSkipVerify:    s.SkipVerify,
+		DialTimeout:           s.ConnectTimeout,
+		TLSHandshakeTimeout:   s.ConnectTimeout,
+		ResponseHeaderTimeout: s.ReadTimeout,
+		ReadBufferSize:        128 << 10,
+		// Temporary credentials travel in this header, not Authorization.
+		SensitiveHeaders: []string{"X-Amz-Security-Token"},
+		Limiter:          l,
+	}
+}
+
+// newAPIClient returns the client of S3 requests. Only 307 and 308 are
+// followed, as by the SDK's own client: S3 answers 301 for a bucket in
+// another region, and that answer (x-amz-bucket-region) is what the SDK
+// and regionError read.
+func newAPIClient(o httpx.Options) (*http.Client, error) {
+	hc, err := httpx.NewClient(o)
 	if err != nil {
 		return nil, err
 	}
-	idle := max(conns+4, 16) // +4: planning HEADs and a straggler or two
-	return awshttp.NewBuildableClient().
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = s.ConnectTimeout }).
-		WithTransportOptions(func(tr *http.Transport) {
-			tr.TLSClientConfig = tlsCfg
-			tr.TLSHandshakeTimeout = s.ConnectTimeout
-			tr.ResponseHeaderTimeout = s.ReadTimeout
-			tr.MaxIdleConns = max(idle, 100)
-			tr.MaxIdleConnsPerHost = idle
-			tr.IdleConnTimeout = 90 * time.Second
-			// HTTP/1.1 only: parallel ranges want parallel TCP streams, not
-			// one HTTP/2 connection whose flow-control window caps them all.
-			tr.ForceAttemptHTTP2 = false
-			tr.Protocols = new(http.Protocols)
-			tr.Protocols.SetHTTP1(true)
-			// Never let Go ask for gzip and transparently decompress: an
-			// object stored with Content-Encoding: gzip must arrive as the
-			// stored bytes, or sizes and checksums would not match.
-			tr.DisableCompression = true
-			tr.ReadBufferSize = 128 << 10
-		}), nil
+	policy := hc.CheckRedirect
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if c := req.Response.StatusCode; c != http.StatusTemporaryRedirect && c != http.StatusPermanentRedirect {
+			return http.ErrUseLastResponse
+		}
+		return policy(req, via)
+	}
+	return hc, nil
 }
 
-// newTLSConfig applies S3_VERIFY_SSL and the CA bundle. The bundle is added
-// to the system roots rather than replacing them, so a bundle holding only a
-// private CA does not break public endpoints (STS for IRSA).
-func newTLSConfig(s settings) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.SkipVerify {
-		cfg.InsecureSkipVerify = true //nolint:gosec // asked for with S3_VERIFY_SSL=0
-		return cfg, nil
-	}
-	if s.CABundle == "" {
-		return cfg, nil
-	}
-	pem, err := os.ReadFile(s.CABundle)
+// newCredentialsClient returns the client of the SDK's credential chain
+// (STS, SSO, container and instance roles), which must be the SDK's
+// buildable client so it can add AWS_CA_BUNDLE itself; its transport
+// follows the same rules as the S3 requests'.
+func newCredentialsClient(o httpx.Options) (*awshttp.BuildableClient, error) {
+	var err error
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { err = httpx.Configure(tr, o) })
 	if err != nil {
-		return nil, fmt.Errorf("read CA bundle (AWS_CA_BUNDLE or CA configmap): %w", err)
+		return nil, err
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA bundle %s holds no PEM certificate", s.CABundle)
-	}
-	cfg.RootCAs = pool
-	return cfg, nil
+	return hc, nil
 }

@@ -36,7 +36,7 @@ func TestSharedProfileCredentials(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	files, err := newProvider([]string{"AWS_ENDPOINT_URL=" + m.Endpoint, "AWS_PROFILE=si"}).Plan(context.Background(), "s3://"+bucket+"/m")
+	files, err := newProvider([]string{"AWS_ENDPOINT_URL=" + m.Endpoint, "AWS_PROFILE=si"}).Files(context.Background(), "s3://"+bucket+"/m")
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	assert.Equal(t, []byte("from a profile"), readAll(t, files[0]))
@@ -52,7 +52,7 @@ func TestAnonymousPublicBucket(t *testing.T) {
 	_, err := m.Client().PutBucketPolicy(context.Background(), &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(policy)})
 	require.NoError(t, err)
 
-	files, err := newProvider([]string{"AWS_ENDPOINT_URL=" + m.Endpoint, "awsAnonymousCredential=true"}).Plan(context.Background(), "s3://"+bucket+"/m")
+	files, err := newProvider([]string{"AWS_ENDPOINT_URL=" + m.Endpoint, "awsAnonymousCredential=true"}).Files(context.Background(), "s3://"+bucket+"/m")
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	assert.Equal(t, []byte("public"), readAll(t, files[0]))

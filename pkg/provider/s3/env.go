@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 )
 
 // Defaults for the connection timeouts, the same as KServe's Python
@@ -140,29 +142,12 @@ func resolveEndpoint(getenv func(string) string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("%s=%q is not a valid endpoint (want host[:port] or http(s)://host[:port])", name, redactUserinfo(raw))
+		return "", fmt.Errorf("%s=%q is not a valid endpoint (want host[:port] or http(s)://host[:port])", name, redact.URI(raw))
 	}
 	if u.User != nil {
 		return "", fmt.Errorf("%s must not contain credentials; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", name)
 	}
 	return strings.TrimRight(raw, "/"), nil
-}
-
-// redactUserinfo hides "user:password@" in an endpoint that did not parse,
-// so the message naming the bad value cannot print a password.
-func redactUserinfo(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		scheme, rest = "", raw
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return raw
-	}
-	if scheme != "" {
-		scheme += "://"
-	}
-	return scheme + "REDACTED" + rest[at:]
 }
 
 // resolveCABundle returns AWS_CA_BUNDLE, else the bundle KServe's webhook

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -142,17 +140,7 @@ func retryAfter(h http.Header) (time.Duration, bool) {
 	if h == nil {
 		return 0, false
 	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
+	return engine.ParseRetryAfter(h.Get("Retry-After"), time.Now())
 }
 
 // wrongRegion reports a redirect (301, 307, or 400 for HEAD, which has no

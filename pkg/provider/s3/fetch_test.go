@@ -24,7 +24,7 @@ func TestFetch(t *testing.T) {
 
 	// Small chunks so multipart objects are fetched as several ranges.
 	p := newProvider(m.Env(), engine.WithChunkSize(2*mib), engine.WithVerify(engine.VerifyAuto))
-	rep, err := p.Fetch(context.Background(), "s3://"+bucket+"/model", dest)
+	rep, err := p.fetch(context.Background(), "s3://"+bucket+"/model", dest)
 	require.NoError(t, err)
 	require.Len(t, rep.Files, len(want))
 
@@ -48,7 +48,7 @@ func TestFetch(t *testing.T) {
 	assert.Equal(t, "size only", verified["multi/none"])
 
 	// A second run finds everything present and fetches nothing.
-	rep, err = p.Fetch(context.Background(), "s3://"+bucket+"/model", dest)
+	rep, err = p.fetch(context.Background(), "s3://"+bucket+"/model", dest)
 	require.NoError(t, err)
 	assert.Zero(t, rep.Fetched)
 }
@@ -65,7 +65,7 @@ func TestFetchDetectsCorruption(t *testing.T) {
 
 	p := newProvider([]string{"AWS_ENDPOINT_URL=" + proxy, "AWS_ACCESS_KEY_ID=" + m.AccessKey, "AWS_SECRET_ACCESS_KEY=" + m.SecretKey},
 		engine.WithRetry(2, 1, 1))
-	_, err := p.Fetch(context.Background(), "s3://"+bucket+"/m", dest)
+	_, err := p.fetch(context.Background(), "s3://"+bucket+"/m", dest)
 	require.Error(t, err)
 	t.Log(err)
 	assert.Contains(t, err.Error(), "bad.bin")

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/storage-initializer/storage-initializer/internal/exact"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
-
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
@@ -72,10 +72,12 @@ func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Read
 		return fmt.Errorf("read %s bytes %d-%d: server sent %d bytes, want %d",
 			l.obj.uri, offset, offset+length-1, n, length)
 	}
+	// A chunked body has no Content-Length to check: count what arrives.
+	body := exact.Reader(out.Body, length)
 	if whole && l.sumsInBody {
-		return fn(&bodyWithSums{Reader: out.Body, sums: getSums(out)})
+		return fn(&bodyWithSums{Reader: body, sums: getSums(out)})
 	}
-	return fn(out.Body)
+	return fn(body)
 }
 
 // bodyWithSums hands the engine the checksums of a whole-object response.

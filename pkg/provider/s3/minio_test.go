@@ -16,6 +16,7 @@ import (
 	"github.com/storage-initializer/storage-initializer/internal/testenv"
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 	s3p "github.com/storage-initializer/storage-initializer/pkg/provider/s3"
 )
 
@@ -37,8 +38,20 @@ func awsEnv(m testenv.MinIOServer) []string {
 	return []string{"AWS_ENDPOINT_URL=" + m.Endpoint, "AWS_ACCESS_KEY_ID=" + m.AccessKey, "AWS_SECRET_ACCESS_KEY=" + m.SecretKey}
 }
 
-func newProvider(env []string, opts ...engine.Option) *s3p.Provider {
-	return s3p.New(engine.New(append([]engine.Option{engine.WithConcurrency(4)}, opts...)...), s3p.WithGetenv(envFor(env...)))
+// testProvider is a provider with the engine whose settings it plans with.
+type testProvider struct {
+	*s3p.Provider
+	eng *engine.Engine
+}
+
+func newProvider(env []string, opts ...engine.Option) testProvider {
+	eng := engine.New(append([]engine.Option{engine.WithConcurrency(4)}, opts...)...)
+	return testProvider{s3p.New(eng.PlanSettings(), s3p.WithGetenv(envFor(env...))), eng}
+}
+
+// fetch plans src and runs the plan into dest.
+func (p testProvider) fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
+	return provider.Fetch(ctx, p.eng, p.Provider, src, dest)
 }
 
 // readAll reads a planned file through its loader in one call.
@@ -97,7 +110,7 @@ func TestPlanFolder(t *testing.T) {
 
 	// 64 KiB chunks: objects above that are planned with a HEAD; smaller
 	// single-part ones get their checksums from the GET (ChecksumsInBody).
-	files, err := newProvider(awsEnv(m), engine.WithChunkSize(64<<10)).Plan(context.Background(), "s3://"+bucket+"/model")
+	files, err := newProvider(awsEnv(m), engine.WithChunkSize(64<<10)).Files(context.Background(), "s3://"+bucket+"/model")
 	require.NoError(t, err)
 	var wantPaths []string
 	for p := range want {
@@ -180,7 +193,7 @@ func TestPlanKServeEnv(t *testing.T) {
 	m.Put(t, bucket, "m/w.bin", body, "")
 
 	// S3_ENDPOINT without scheme plus S3_USE_HTTPS=0, as KServe's webhook sets it.
-	files, err := newProvider(m.Env()).Plan(context.Background(), "s3://"+bucket+"/m/")
+	files, err := newProvider(m.Env()).Files(context.Background(), "s3://"+bucket+"/m/")
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	assert.Equal(t, "w.bin", files[0].Path)
@@ -189,7 +202,7 @@ func TestPlanKServeEnv(t *testing.T) {
 	// The same keys through STORAGE_CONFIG (KServe's storage spec).
 	cfg := `{"type":"s3","endpoint_url":"` + m.Endpoint + `","access_key_id":"` + m.AccessKey +
 		`","secret_access_key":"` + m.SecretKey + `","region":"us-east-1"}`
-	files, err = newProvider([]string{"STORAGE_CONFIG=" + cfg}).Plan(context.Background(), "s3://"+bucket+"/m")
+	files, err = newProvider([]string{"STORAGE_CONFIG=" + cfg}).Files(context.Background(), "s3://"+bucket+"/m")
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	assert.Equal(t, body, readAll(t, files[0]))
@@ -203,7 +216,7 @@ func TestPlanSingleObjectAndBucket(t *testing.T) {
 	m.Put(t, bucket, "top.txt", []byte("top"), "")
 	p := newProvider(awsEnv(m))
 
-	files, err := p.Plan(context.Background(), "s3://"+bucket+"/a/b/weights.bin")
+	files, err := p.Files(context.Background(), "s3://"+bucket+"/a/b/weights.bin")
 	require.NoError(t, err)
 	require.Len(t, files, 1, "an exact key is that one object")
 	assert.Equal(t, "weights.bin", files[0].Path, "saved under its base name")
@@ -211,7 +224,7 @@ func TestPlanSingleObjectAndBucket(t *testing.T) {
 	assert.Equal(t, []byte("weights"), readAll(t, files[0]))
 
 	for _, src := range []string{"s3://" + bucket, "s3://" + bucket + "/"} {
-		files, err = p.Plan(context.Background(), src)
+		files, err = p.Files(context.Background(), src)
 		require.NoError(t, err, src)
 		assert.Equal(t, []string{"a/b/weights.bin", "a/b/weights.bin.extra/x", "top.txt"}, paths(files), src)
 	}
@@ -223,12 +236,12 @@ func TestPlanFilter(t *testing.T) {
 	m.Put(t, bucket, "m/a.safetensors", []byte("a"), "")
 	m.Put(t, bucket, "m/b.bin", []byte("b"), "")
 	keep := engine.WithFilter(func(rel string) bool { return strings.HasSuffix(rel, ".safetensors") })
-	files, err := newProvider(awsEnv(m), keep).Plan(context.Background(), "s3://"+bucket+"/m")
+	files, err := newProvider(awsEnv(m), keep).Files(context.Background(), "s3://"+bucket+"/m")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a.safetensors"}, paths(files))
 
 	none := engine.WithFilter(func(string) bool { return false })
-	_, err = newProvider(awsEnv(m), none).Plan(context.Background(), "s3://"+bucket+"/m")
+	_, err = newProvider(awsEnv(m), none).Files(context.Background(), "s3://"+bucket+"/m")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "all 2 were excluded")
 }
@@ -259,7 +272,7 @@ func TestPlanErrors(t *testing.T) {
 			"s3://" + bucket + "/model-hf", "http://127.0.0.1:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := newProvider(tc.env).Plan(ctx, tc.src)
+			_, err := newProvider(tc.env).Files(ctx, tc.src)
 			require.Error(t, err)
 			t.Log(err)
 			assert.Contains(t, err.Error(), tc.want)
@@ -274,7 +287,7 @@ func TestLoaderObjectChanged(t *testing.T) {
 	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	m.Put(t, bucket, "m/w.bin", testenv.Random(4096, 1), "")
-	files, err := newProvider(awsEnv(m)).Plan(context.Background(), "s3://"+bucket+"/m")
+	files, err := newProvider(awsEnv(m)).Files(context.Background(), "s3://"+bucket+"/m")
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	readRange(t, files[0], 0, 1024) // the first range succeeds
@@ -292,7 +305,7 @@ func TestLoaderDeletedObject(t *testing.T) {
 	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	m.Put(t, bucket, "m/w.bin", []byte("soon gone"), "")
-	files, err := newProvider(awsEnv(m)).Plan(context.Background(), "s3://"+bucket+"/m/w.bin")
+	files, err := newProvider(awsEnv(m)).Files(context.Background(), "s3://"+bucket+"/m/w.bin")
 	require.NoError(t, err)
 	_, err = m.Client().DeleteObject(context.Background(), deleteInput(bucket, "m/w.bin"))
 	require.NoError(t, err)
@@ -308,7 +321,7 @@ func TestLoaderPinsVersion(t *testing.T) {
 	m.EnableVersioning(t, bucket)
 	old := testenv.Random(2048, 1)
 	m.Put(t, bucket, "m/w.bin", old, "")
-	files, err := newProvider(awsEnv(m)).Plan(context.Background(), "s3://"+bucket+"/m")
+	files, err := newProvider(awsEnv(m)).Files(context.Background(), "s3://"+bucket+"/m")
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	assert.Contains(t, files[0].Identity, "version=")
@@ -325,7 +338,7 @@ func TestChecksumValuesAsBase64(t *testing.T) {
 	m := testenv.MinIO(t)
 	bucket := m.Bucket(t)
 	out := m.Put(t, bucket, "k", testenv.Random(999, 3), types.ChecksumAlgorithmCrc32c)
-	files, err := newProvider(awsEnv(m)).Plan(context.Background(), "s3://"+bucket+"/k")
+	files, err := newProvider(awsEnv(m)).Files(context.Background(), "s3://"+bucket+"/k")
 	require.NoError(t, err)
 	require.Len(t, files[0].Expect, 1)
 	assert.Equal(t, *out.ChecksumCRC32C, base64.StdEncoding.EncodeToString(files[0].Expect[0].Sum))

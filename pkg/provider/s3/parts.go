@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -19,6 +20,9 @@ import (
 // parts); servers without it (or without per-part checksums there) get a
 // HeadObject per part number.
 func (c *client) partLayout(ctx context.Context, o objectRef, comp checksum.Value, size int64) ([]engine.Part, error) {
+	if err := checkPartCount(comp, size); err != nil {
+		return nil, engine.Permanent(fmt.Errorf("%s: %w", o.uri, err))
+	}
 	parts, err := c.partsFromAttributes(ctx, o, comp)
 	if err != nil || len(parts) != comp.Parts {
 		parts, err = c.partsFromHeads(ctx, o, comp)
@@ -27,13 +31,30 @@ func (c *client) partLayout(ctx context.Context, o objectRef, comp checksum.Valu
 		}
 	}
 	var total int64
-	for _, p := range parts {
+	for i, p := range parts {
+		if p.Size < 0 || p.Size > size-total {
+			return nil, fmt.Errorf("%s: part %d of %d bytes does not fit in the object's %d bytes", o.uri, i+1, p.Size, size)
+		}
 		total += p.Size
 	}
 	if total != size {
 		return nil, fmt.Errorf("%s: parts add up to %d bytes, object has %d", o.uri, total, size)
 	}
 	return parts, nil
+}
+
+// maxParts is S3's limit on the parts of a multipart upload.
+const maxParts = 10_000
+
+// checkPartCount refuses a composite checksum whose part count no upload
+// can have, before anything is sized by it: S3 allows 1 to 10,000 parts,
+// and every part but an empty object's only one holds at least a byte.
+func checkPartCount(comp checksum.Value, size int64) error {
+	if comp.Parts < 1 || comp.Parts > maxParts || (comp.Parts > 1 && int64(comp.Parts) > size) {
+		return fmt.Errorf("the %s checksum claims %d parts for %d bytes (S3 allows 1 to %d parts): "+
+			"the server's answer is broken", comp.Algorithm, comp.Parts, size, maxParts)
+	}
+	return nil
 }
 
 // partsFromAttributes reads the layout with GetObjectAttributes(ObjectParts).
@@ -58,8 +79,19 @@ func (c *client) partsFromAttributes(ctx context.Context, o objectRef, comp chec
 			return nil, nil
 		}
 		got = append(got, out.ObjectParts.Parts...)
+		if len(got) > comp.Parts {
+			return nil, fmt.Errorf("%s: the server lists more than the %d parts the checksum names", o.uri, comp.Parts)
+		}
 		if !aws.ToBool(out.ObjectParts.IsTruncated) || out.ObjectParts.NextPartNumberMarker == nil {
 			break
+		}
+		// Each page must list parts and move the marker up: anything else
+		// could page forever.
+		next, err := strconv.Atoi(aws.ToString(out.ObjectParts.NextPartNumberMarker))
+		prev, _ := strconv.Atoi(aws.ToString(in.PartNumberMarker))
+		if err != nil || next <= prev || len(out.ObjectParts.Parts) == 0 {
+			return nil, fmt.Errorf("%s: the server's part listing does not advance (marker %q after %q)", o.uri,
+				aws.ToString(out.ObjectParts.NextPartNumberMarker), aws.ToString(in.PartNumberMarker))
 		}
 		in.PartNumberMarker = out.ObjectParts.NextPartNumberMarker
 	}

@@ -13,12 +13,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 // planner turns a location into engine files.
 type planner struct {
 	c   *client
-	eng *engine.Engine
+	set provider.Settings
 	// headAll: plan every object with a HEAD (a versioned bucket, whose
 	// version ids the listing does not give).
 	headAll bool
@@ -47,7 +48,7 @@ func (p *planner) plan(ctx context.Context, loc location) ([]engine.File, error)
 	}
 	kept := objs[:0]
 	for _, o := range objs {
-		if p.eng.Keep(o.rel) {
+		if p.set.Kept(o.rel) {
 			kept = append(kept, o)
 		}
 	}
@@ -63,19 +64,21 @@ func (p *planner) plan(ctx context.Context, loc location) ([]engine.File, error)
 	return files, nil
 }
 
-// planObject plans the single object the URI names exactly.
+// planObject plans the single object the URI names exactly; the
+// include/exclude patterns do not apply to it.
 func (p *planner) planObject(ctx context.Context, loc location, obj objectRef, h *awss3.HeadObjectOutput) ([]engine.File, error) {
 	rel, err := engine.CleanRel(path.Base(loc.Key))
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("object key %q cannot be saved inside DEST: %w", loc.Key, err))
 	}
-	if !p.eng.Keep(rel) {
-		return nil, p.notFound(loc, 1)
-	}
 	f, err := p.file(ctx, obj, rel, h)
 	if err != nil {
 		return nil, err
 	}
+	// The URI names this object: KServe fetches it whatever
+	// STORAGE_ALLOW_PATTERNS / STORAGE_IGNORE_PATTERNS say (they select
+	// files inside a folder), and so do we.
+	f.Unfiltered = true
 	files := []engine.File{f}
 	p.logPlan(loc, files)
 	return files, nil
@@ -94,7 +97,7 @@ func (p *planner) notFound(loc location, excluded int) error {
 func (p *planner) describeAll(ctx context.Context, loc location, objs []listed) ([]engine.File, error) {
 	files := make([]engine.File, len(objs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(p.eng.Concurrency(), 1))
+	g.SetLimit(p.set.Conns())
 	for i, o := range objs {
 		g.Go(func() error {
 			obj := newObjectRef(loc.Bucket, o.key)
@@ -121,7 +124,7 @@ func (p *planner) describeAll(ctx context.Context, loc location, objs []listed) 
 func (p *planner) fromListing(obj objectRef, o listed) (engine.File, bool) {
 	// A multipart ETag ("…-N") means a composite checksum may need the part
 	// layout, which only a HEAD gives.
-	if p.headAll || p.eng.Caching() || p.eng.DryRun() || o.size <= 0 || o.size > p.eng.ChunkSize() || o.etag == "" || strings.Contains(o.etag, "-") {
+	if p.headAll || p.set.Caching || p.set.DryRun || o.size <= 0 || o.size > p.set.Chunk() || o.etag == "" || strings.Contains(o.etag, "-") {
 		return engine.File{}, false
 	}
 	obj.etag = o.etag
@@ -162,8 +165,11 @@ func (p *planner) describeOne(ctx context.Context, obj objectRef, rel string) (e
 func (p *planner) file(ctx context.Context, obj objectRef, rel string, h *awss3.HeadObjectOutput) (engine.File, error) {
 	obj.pin(h)
 	size := aws.ToInt64(h.ContentLength)
+	if size < 0 || size > maxObjectSize {
+		return engine.File{}, engine.Permanent(fmt.Errorf("%s: the server gives a size of %d bytes", obj.uri, size))
+	}
 	full, comp, skipped := objectSums(h)
-	log := p.eng.Logger()
+	log := p.set.Logger()
 	for _, s := range skipped {
 		log.Warn("ignoring an unusable checksum", zap.String("object", obj.uri), zap.String("reason", s))
 	}
@@ -203,7 +209,7 @@ func (p *planner) logPlan(loc location, files []engine.File) {
 	for _, f := range files {
 		total += f.Size
 	}
-	p.eng.Logger().Info("s3 plan",
+	p.set.Logger().Info("s3 plan",
 		zap.String("source", loc.String()),
 		zap.String("endpoint", p.c.where),
 		zap.String("credentials", p.c.credSource),

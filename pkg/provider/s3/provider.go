@@ -15,18 +15,20 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 // Provider handles s3:// sources.
 type Provider struct {
-	eng    *engine.Engine
-	getenv func(string) string
-	exists func(string) bool
+	set     provider.Settings
+	getenv  func(string) string
+	exists  func(string) bool
+	limiter *httpx.Limiter
 }
 
-var _ provider.Provider = (*Provider)(nil)
+var _ provider.Planner = (*Provider)(nil)
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -44,9 +46,9 @@ func WithGetenv(getenv func(string) string) Option {
 	}
 }
 
-// New returns an S3 provider that plans for eng.
-func New(eng *engine.Engine, opts ...Option) *Provider {
-	p := &Provider{eng: eng, getenv: os.Getenv, exists: fileExists}
+// New returns an S3 provider that plans with the run's settings.
+func New(set provider.Settings, opts ...Option) *Provider {
+	p := &Provider{set: set, getenv: os.Getenv, exists: fileExists}
 	for _, o := range opts {
 		o(p)
 	}
@@ -56,19 +58,19 @@ func New(eng *engine.Engine, opts ...Option) *Provider {
 // Schemes implements provider.Provider.
 func (p *Provider) Schemes() []string { return []string{"s3"} }
 
-// Fetch implements provider.Provider: plan src, then let the engine fetch
-// the files into dest.
-func (p *Provider) Fetch(ctx context.Context, src, dest string) (*engine.Report, error) {
-	files, err := p.Plan(ctx, src)
+// Plan implements provider.Planner: src becomes the files it names, with
+// sizes, checksums, part layouts and loaders; nothing is downloaded.
+func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
+	files, err := p.Files(ctx, src)
 	if err != nil {
 		return nil, err
 	}
-	return p.eng.Fetch(ctx, dest, files)
+	loc, _ := parseURI(src) // parsed by Files already
+	return &engine.Plan{Source: loc.String(), Files: files}, nil
 }
 
-// Plan resolves src into the files it names, with sizes, checksums, part
-// layouts and loaders, without downloading anything (--dry-run).
-func (p *Provider) Plan(ctx context.Context, src string) ([]engine.File, error) {
+// Files resolves src into engine files (Plan without the wrapping).
+func (p *Provider) Files(ctx context.Context, src string) ([]engine.File, error) {
 	loc, err := parseURI(src)
 	if err != nil {
 		return nil, engine.Permanent(err)
@@ -82,7 +84,7 @@ func (p *Provider) Plan(ctx context.Context, src string) ([]engine.File, error) 
 	if errors.As(err, &re) && re.region != s.Region {
 		// The server told us where the bucket is (x-amz-bucket-region): follow
 		// it once instead of failing when no region was configured.
-		p.eng.Logger().Info("bucket is in another region; retrying there",
+		p.set.Logger().Info("bucket is in another region; retrying there",
 			zap.String("bucket", loc.Bucket), zap.String("region", re.region))
 		s.Region = re.region
 		files, err = p.planWith(ctx, s, loc)
@@ -91,10 +93,10 @@ func (p *Provider) Plan(ctx context.Context, src string) ([]engine.File, error) 
 }
 
 func (p *Provider) planWith(ctx context.Context, s settings, loc location) ([]engine.File, error) {
-	c, err := newClient(ctx, s, p.eng.Concurrency())
+	c, err := newClient(ctx, s, p.set.Conns(), p.limiter)
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("s3 client: %w", err))
 	}
-	pl := &planner{c: c, eng: p.eng}
+	pl := &planner{c: c, set: p.set}
 	return pl.plan(ctx, loc)
 }

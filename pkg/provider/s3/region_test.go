@@ -43,7 +43,7 @@ func TestFollowsRegionRedirect(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	env := []string{"AWS_ENDPOINT_URL=" + srv.URL, "AWS_ACCESS_KEY_ID=" + m.AccessKey, "AWS_SECRET_ACCESS_KEY=" + m.SecretKey}
-	files, err := newProvider(env).Plan(context.Background(), "s3://"+bucket+"/m")
+	files, err := newProvider(env).Files(context.Background(), "s3://"+bucket+"/m")
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	assert.Equal(t, []byte("far away"), readAll(t, files[0]), "the loader uses the bucket's region too")

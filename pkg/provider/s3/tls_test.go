@@ -51,7 +51,7 @@ func TestTLS(t *testing.T) {
 		{"STORAGE_CONFIG ca_bundle", []string{`STORAGE_CONFIG={"type":"s3","endpoint_url":"` + srv.URL + `","ca_bundle":"` + caFile + `"}`}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			files, err := newProvider(append(tc.env, keys...)).Plan(context.Background(), src)
+			files, err := newProvider(append(tc.env, keys...)).Files(context.Background(), src)
 			if !tc.ok {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), "certificate")

@@ -3,6 +3,8 @@ package s3
 import (
 	"fmt"
 	"strings"
+
+	"github.com/storage-initializer/storage-initializer/internal/redact"
 )
 
 // location is a parsed s3:// URI.
@@ -20,12 +22,16 @@ type location struct {
 func parseURI(src string) (location, error) {
 	const scheme = "s3://"
 	if len(src) < len(scheme) || !strings.EqualFold(src[:len(scheme)], scheme) {
-		return location{}, fmt.Errorf("not an s3:// URI: %q", src)
+		return location{}, fmt.Errorf("not an s3:// URI: %q", redact.URI(src))
 	}
 	rest := src[len(scheme):]
 	bucket, key, _ := strings.Cut(rest, "/")
+	if strings.Contains(bucket, "@") {
+		// The bucket error would echo "user:password@".
+		return location{}, fmt.Errorf("invalid URI %q: bucket name contains '@': credentials do not belong in an s3:// URI, use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", redact.URI(src))
+	}
 	if err := checkBucket(bucket); err != nil {
-		return location{}, fmt.Errorf("invalid URI %q: %w", src, err)
+		return location{}, fmt.Errorf("invalid URI %q: %w", redact.URI(src), err)
 	}
 	return location{Bucket: bucket, Key: strings.TrimLeft(key, "/")}, nil
 }

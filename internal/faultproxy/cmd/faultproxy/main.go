@@ -1,12 +1,12 @@
 // Command faultproxy runs the fault-injecting proxy as its own process, for
-// tests that cannot import pkg/internal/faultproxy (the binary's end-to-end
-// tests in cmd/) and for trying the binary against faults by hand:
+// trying the binary against faults by hand (tests use the package in
+// process):
 //
 //	faultproxy -target http://127.0.0.1:9000 [-listen 127.0.0.1:0] [-config rules.json]
 //
 // It prints "listening on http://ADDR" as its first line of output, then
 // serves until SIGINT/SIGTERM. The schedule is changed at run time through
-// the admin API under /_faultproxy/ (see pkg/internal/faultproxy/admin.go).
+// the admin API under /_faultproxy/ (see internal/faultproxy/admin.go).
 package main
 
 import (
