@@ -9,11 +9,13 @@ cd "$root"
 
 # Debian packages first (buildah + busybox-static for the modelcar fixture,
 # tinyproxy for the proxy tests): a no-op when they are installed.
-"$root/hack/tools.sh" image-apt proxy-apt minio registry crane oras
+"$root/hack/tools.sh" image-apt proxy-apt minio registry crane oras fake-gcs-server azurite
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/si-test.XXXXXX")
 cleanup() {
   "$root/hack/minio.sh" stop "$tmp/minio" >/dev/null 2>&1 || true
   [[ -x "$root/hack/registry.sh" ]] && "$root/hack/registry.sh" stop "$tmp/registry" >/dev/null 2>&1 || true
+  "$root/hack/fakegcs.sh" stop "$tmp/fakegcs" >/dev/null 2>&1 || true
+  "$root/hack/azurite.sh" stop "$tmp/azurite" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -26,6 +28,13 @@ if [[ -x "$root/hack/registry.sh" ]]; then
   # shellcheck disable=SC1091
   source "$tmp/registry/registry.env"
 fi
+# The GCS and Azure emulators (gs:// and Azure Blob tests).
+"$root/hack/fakegcs.sh" start "$tmp/fakegcs"
+# shellcheck disable=SC1091
+source "$tmp/fakegcs/fakegcs.env"
+"$root/hack/azurite.sh" start "$tmp/azurite"
+# shellcheck disable=SC1091
+source "$tmp/azurite/azurite.env"
 export SI_REQUIRE_SERVERS=1 PATH="$root/.cache/bin:$PATH"
 
 if [[ $# -gt 0 ]]; then # a subset: hack/test.sh ./cmd/... -run E2E

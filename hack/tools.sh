@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real servers and tools the tests and benchmarks use into .cache/bin
 # (ignored by git), so later runs on the same machine are fast. Idempotent.
-# Usage: hack/tools.sh [minio] [registry] [crane] [oras] [staticcheck] [kubeconform] [bench-apt] [image-apt] [proxy-apt]   (no args: minio registry crane)
+# Usage: hack/tools.sh [minio] [registry] [crane] [oras] [fake-gcs-server] [azurite] [staticcheck] [kubeconform] [bench-apt] [image-apt] [proxy-apt]   (no args: minio registry crane)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # The binaries live in a per-user cache shared by every clone on the machine
@@ -21,6 +21,9 @@ ORAS_VERSION=v1.3.6
 # 2026.x releases: the first that understand go1.26 sources.
 STATICCHECK_VERSION=v0.8.2
 KUBECONFORM_VERSION=v0.8.0
+FAKE_GCS_VERSION=v1.56.1
+# 3.35.0: the last Azurite that runs on Node 20 (later ones want Node >= 22).
+AZURITE_VERSION=3.35.0
 
 install_go() { # name module@version
   local name=$1 mod=$2 stamp="$bin/.$1.version"
@@ -28,6 +31,19 @@ install_go() { # name module@version
   echo "tools: installing $mod (once; cached in .cache/bin)" >&2
   (cd "$root/.cache" && CGO_ENABLED=0 go install "$mod")
   echo "$mod" >"$stamp"
+}
+
+# install_npm puts an npm package's command into .cache/bin through a small
+# prefix of its own under the shared cache (npm's own cache stays in ~/.npm).
+install_npm() { # name package@version command
+  local name=$1 pkg=$2 cmd=$3 stamp="$bin/.$1.version" prefix="$bin/.npm-$1"
+  if [[ -x "$bin/$name" && "$(cat "$stamp" 2>/dev/null)" == "$pkg" ]]; then return; fi
+  command -v npm >/dev/null || install_apt nodejs npm
+  echo "tools: installing $pkg with npm (once; cached in .cache/bin)" >&2
+  rm -rf "$prefix"
+  npm install --silent --no-audit --no-fund --prefix "$prefix" "$pkg" >/dev/null
+  ln -sfn "$prefix/node_modules/.bin/$cmd" "$bin/$name"
+  echo "$pkg" >"$stamp"
 }
 
 install_apt() { # packages...
@@ -47,6 +63,8 @@ for w in "${want[@]}"; do
     registry) install_go registry "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION" ;;
     crane)    install_go crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" ;;
     oras)     install_go oras "oras.land/oras/cmd/oras@$ORAS_VERSION" ;;
+    fake-gcs-server) install_go fake-gcs-server "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" ;;
+    azurite)  install_npm azurite "azurite@$AZURITE_VERSION" azurite-blob ;;
     staticcheck) install_go staticcheck "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ;;
     kubeconform) install_go kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" ;;
     bench-apt) install_apt awscli rclone skopeo ;;

@@ -33,13 +33,13 @@ func TestVersion(t *testing.T) {
 func TestUnknownSchemeListsSupportedOnesAndWritesTerminationLog(t *testing.T) {
 	term := filepath.Join(t.TempDir(), "termination-log")
 	require.NoError(t, os.WriteFile(term, nil, 0o644))
-	_, stderr, code := runSI(t, nil, "--termination-log", term, "gs://bucket/model", t.TempDir())
+	_, stderr, code := runSI(t, nil, "--termination-log", term, "hdfs://bucket/model", t.TempDir())
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "supported are s3://")
 	assert.Contains(t, stderr, "not supported yet")
 	msg, err := os.ReadFile(term)
 	require.NoError(t, err)
-	assert.Contains(t, string(msg), `unsupported source gs://bucket/model (scheme "gs")`)
+	assert.Contains(t, string(msg), `unsupported source hdfs://bucket/model (scheme "hdfs")`)
 	assert.Equal(t, 1, strings.Count(string(msg), "\n"), "one line")
 }
 

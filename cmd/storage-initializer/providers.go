@@ -7,7 +7,13 @@ import (
 	"github.com/storage-initializer/storage-initializer/internal/redact"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/azblob"
 )
+
+// azureBlobKey is the registry key of the Azure Blob provider: its URIs are
+// https:// URIs of Azure's hosts, routed by azblob.Matches before the
+// generic https:// provider sees them.
+const azureBlobKey = "azure-blob"
 
 // registry maps URI schemes to providers.
 type registry map[string]provider.Planner
@@ -35,6 +41,13 @@ func schemeOf(src string) string {
 
 func (r registry) forURI(src string) (provider.Planner, error) {
 	s := schemeOf(src)
+	switch {
+	case azblob.Matches(src):
+		s = azureBlobKey
+	case azblob.IsFileShare(src):
+		return nil, &usageError{fmt.Sprintf("unsupported source %s: Azure File shares are not supported by this image; use KServe's storage-initializer image for them",
+			redactURI(src))}
+	}
 	if p, ok := r[s]; ok {
 		return p, nil
 	}
@@ -42,17 +55,20 @@ func (r registry) forURI(src string) (provider.Planner, error) {
 	if s == "" {
 		what = "no scheme"
 	}
-	return nil, &usageError{fmt.Sprintf("unsupported source %s (%s): supported are %s; gs:// and Azure blob (wasbs://, azure://) are not supported yet",
+	return nil, &usageError{fmt.Sprintf("unsupported source %s (%s): supported are %s; Azure File shares, hdfs:// and git are not supported yet",
 		redactURI(src), what, r.supported())}
 }
 
 func (r registry) supported() string {
-	order := []string{"s3", "oci", "oci+fetch", "hf", "modelscope", "pvc", "file", "http", "https"}
+	order := []string{"s3", "gs", "oci", "oci+fetch", "hf", "modelscope", "pvc", "file", "http", "https"}
 	var out []string
 	for _, s := range order {
 		if _, ok := r[s]; ok {
 			out = append(out, s+"://")
 		}
+	}
+	if _, ok := r[azureBlobKey]; ok {
+		out = append(out, "https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH")
 	}
 	if _, ok := r["file"]; ok {
 		out = append(out, "/absolute/path")

@@ -3,6 +3,8 @@ package main
 import (
 	"github.com/storage-initializer/storage-initializer/internal/httpx"
 	"github.com/storage-initializer/storage-initializer/pkg/provider"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/azblob"
+	"github.com/storage-initializer/storage-initializer/pkg/provider/gcs"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/hf"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/httpsrc"
 	"github.com/storage-initializer/storage-initializer/pkg/provider/modelscope"
@@ -35,5 +37,13 @@ func buildProviders(set provider.Settings, cfg *config, getenv func(string) stri
 		httpsrc.New(set, httpsrc.WithGetenv(getenv), httpsrc.WithLimiter(wire)),
 		hf.New(set, hf.WithGetenv(getenv), hf.WithLimiter(wire)),
 		modelscope.New(set, modelscope.WithGetenv(getenv), modelscope.WithLimiter(wire)),
+		gcs.New(gcs.WithGetenv(getenv), gcs.WithLogger(set.Logger()), gcs.WithConcurrency(set.Conns()), gcs.WithLimiter(wire)),
+		azureBlob{azblob.New(azblob.WithGetenv(getenv), azblob.WithLogger(set.Logger()), azblob.WithConcurrency(set.Conns()), azblob.WithLimiter(wire))},
 	}
 }
+
+// azureBlob registers the Azure Blob provider under azureBlobKey rather
+// than "https", which belongs to the generic web provider.
+type azureBlob struct{ *azblob.Provider }
+
+func (azureBlob) Schemes() []string { return []string{azureBlobKey} }

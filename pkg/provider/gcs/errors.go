@@ -1,0 +1,79 @@
+package gcs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
+)
+
+// describe turns an error on uri into a one-line, actionable message and
+// marks it permanent when retrying cannot help; transient errors (5xx,
+// resets, timeouts) stay retryable. Credentials are named by where they came
+// from, never by content.
+func (c *client) describe(err error, op, uri, bucket string) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var te *tokenError
+	if errors.As(err, &te) {
+		return engine.Permanent(fmt.Errorf("%s %s: %w", op, uri, te))
+	}
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
+	}
+	status, hdr, msg := ae.Status, ae.Header, ae.Message
+	perm := func(format string, args ...any) error {
+		return engine.Permanent(fmt.Errorf(format+" [HTTP %d]", append(args, status)...))
+	}
+	switch {
+	case status == http.StatusNotFound && bucket != "" && strings.Contains(strings.ToLower(msg), "bucket"):
+		return perm("bucket %s does not exist at %s", bucket, c.where)
+	case status == http.StatusNotFound:
+		return perm("%s %s: not found at %s", op, uri, c.where)
+	case status == http.StatusUnauthorized && c.anonymous:
+		return perm("%s %s: %s requires credentials (credentials: %s): set GOOGLE_APPLICATION_CREDENTIALS to a service-account or external-account key file",
+			op, uri, c.where, c.credSource)
+	case status == http.StatusUnauthorized:
+		return perm("%s %s: the credentials were rejected by %s: check GOOGLE_APPLICATION_CREDENTIALS (credentials from %s)",
+			op, uri, c.where, c.credSource)
+	case status == http.StatusForbidden && c.anonymous:
+		return perm("%s %s: access denied at %s: the bucket does not allow anonymous reads (credentials: %s); set GOOGLE_APPLICATION_CREDENTIALS",
+			op, uri, c.where, c.credSource)
+	case status == http.StatusForbidden:
+		return perm("%s %s: access denied at %s: give the account storage.objects.get and storage.objects.list on the bucket (credentials from %s)",
+			op, uri, c.where, c.credSource)
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		e := fmt.Errorf("%s %s at %s: throttled [HTTP %d]", op, uri, c.where, status)
+		if d, ok := retryAfter(hdr); ok {
+			return engine.RetryAfter(e, d)
+		}
+		return e
+	case status == http.StatusRequestTimeout || status >= 500:
+		return fmt.Errorf("%s %s at %s: server error [HTTP %d]: %s", op, uri, c.where, status, msg)
+	case status >= 400:
+		return perm("%s %s: request rejected by %s: %s", op, uri, c.where, msg)
+	}
+	return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date).
+func retryAfter(h http.Header) (time.Duration, bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
