@@ -119,7 +119,7 @@ func maxChunks(runs []*fileRun) int {
 func dryRunFiles(runs []*fileRun) *Report {
 	rep := &Report{}
 	for _, fr := range runs {
-		verified := fr.chk.describe()
+		verified := fr.verified()
 		if fr.inBody {
 			verified = "checksum sent with the download"
 		}
@@ -299,7 +299,7 @@ func (r *run) work() {
 // else downloads it (the existing file stays untouched until the commit).
 func (r *run) checkExisting(fr *fileRun) {
 	if fr.verifyExisting(r.ctx, r.root) {
-		verified := fr.chk.describe()
+		verified := fr.verified()
 		if fr.recorded != "" {
 			verified = fr.recorded + " (when fetched)"
 		}
@@ -436,7 +436,7 @@ func (r *run) finalize(fr *fileRun) {
 		r.fail(fr.named(fmt.Errorf("%w (after one refetch): the object is corrupt at the source or changed; check it or re-upload", err)))
 		return
 	}
-	res := FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusDownloaded, Verified: fr.chk.describe(),
+	res := FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusDownloaded, Verified: fr.verified(),
 		Digest: digest, Fetched: fr.fetched.Load()}
 	if fr.resumed {
 		res.Status = StatusResumed

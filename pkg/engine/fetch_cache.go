@@ -33,7 +33,7 @@ func (r *run) viaCache(fr *fileRun) {
 			r.fail(err)
 			return
 		}
-		r.finish(fr, FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusCached, Verified: fr.chk.describe(),
+		r.finish(fr, FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusCached, Verified: fr.verified(),
 			Digest: digestOf(fr), Cache: "hit (" + how + ")"})
 		return
 	}

@@ -95,7 +95,18 @@ func (fr *fileRun) stamp() string {
 
 // stampValue is the stamp plus how the file was verified, for reports of
 // later runs that find it present.
-func (fr *fileRun) stampValue() string { return fr.stamp() + " verified=" + fr.chk.describe() }
+func (fr *fileRun) stampValue() string { return fr.stamp() + " verified=" + fr.verified() }
+
+// verified says how the file is verified: its checksum, else a per-range
+// check its loader makes, else its size.
+func (fr *fileRun) verified() string {
+	if fr.chk.want == nil {
+		if rc, ok := fr.f.Source.(RangeChecker); ok && rc.RangeCheck() != "" {
+			return "size, " + rc.RangeCheck()
+		}
+	}
+	return fr.chk.describe()
+}
 
 // matchStamp reports whether a recorded stamp is this file's, and the
 // verification it records.

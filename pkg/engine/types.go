@@ -80,6 +80,15 @@ type File struct {
 	Stream bool
 }
 
+// RangeChecker is implemented by a Loader that checks every range it
+// delivers against a checksum the server sends with it (Azure's
+// transactional MD5): a file with no whole-file checksum is then reported
+// as verified that way rather than by size only. It catches corruption in
+// transit, not at the source, so --verify=strict still refuses such a file.
+type RangeChecker interface {
+	RangeCheck() string // e.g. "transactional md5 per range"
+}
+
 // BodyChecksums is implemented by a reader a Loader passes to fn when the
 // response carries the whole file's checksums (see File.ChecksumsInBody).
 type BodyChecksums interface {
