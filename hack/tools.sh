@@ -42,7 +42,8 @@ install_npm() { # name package@version command
   echo "tools: installing $pkg with npm (once; cached in .cache/bin)" >&2
   rm -rf "$prefix"
   npm install --silent --no-audit --no-fund --prefix "$prefix" "$pkg" >/dev/null
-  ln -sfn "$prefix/node_modules/.bin/$cmd" "$bin/$name"
+  # Relative, so the link works from every clone sharing the tool cache.
+  ln -sfn ".npm-$1/node_modules/.bin/$cmd" "$bin/$name"
   echo "$pkg" >"$stamp"
 }
 
