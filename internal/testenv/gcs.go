@@ -5,17 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
-	"google.golang.org/api/option"
 )
 
 // GCSServer is a running fake-gcs-server started by hack/fakegcs.sh.
@@ -50,18 +47,42 @@ func (g GCSServer) Env() []string {
 	return []string{"STORAGE_EMULATOR_HOST=" + g.Host(), "GCE_METADATA_HOST=127.0.0.1:1"}
 }
 
-// Client returns an SDK client for seeding and inspecting buckets,
-// configured explicitly so the machine's environment cannot change it.
-func (g GCSServer) Client(t testing.TB) *storage.Client {
+// GCSObject is what the JSON API says of an uploaded object.
+type GCSObject struct {
+	Name       string `json:"name"`
+	Generation string `json:"generation"`
+	CRC32C     string `json:"crc32c"`
+	MD5Hash    string `json:"md5Hash"`
+}
+
+// call sends one JSON API request straight to the emulator (no proxy, no
+// SDK: the seeding helpers must not pull cloud.google.com/go/storage and
+// gRPC into every package that imports testenv) and decodes the answer.
+func (g GCSServer) call(t testing.TB, method, u string, body io.Reader, out any) {
 	t.Helper()
-	c, err := storage.NewClient(context.Background(),
-		option.WithEndpoint(g.APIEndpoint()), option.WithoutAuthentication(),
-		option.WithHTTPClient(&http.Client{Transport: &http.Transport{Proxy: nil}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		t.Fatalf("gcs client: %v", err)
+		t.Fatalf("gcs %s %s: %v", method, u, err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		t.Fatalf("gcs %s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("gcs %s %s: HTTP %d: %s", method, u, resp.StatusCode, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("gcs %s %s: %v", method, u, err)
+		}
+	}
 }
 
 // Bucket creates an empty bucket unique to this test and removes it (with
@@ -75,66 +96,49 @@ func (g GCSServer) Bucket(t testing.TB) string {
 		base = base[len(base)-40:]
 	}
 	name := strings.Trim("si-"+base, "-") + "-" + hex.EncodeToString(rnd[:])
-	c := g.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.Bucket(name).Create(ctx, "test-project", nil); err != nil {
-		t.Fatalf("create bucket %s: %v", name, err)
-	}
-	t.Cleanup(func() { g.removeBucket(t, c, name) })
+	g.call(t, http.MethodPost, g.APIEndpoint()+"b?project=test-project", strings.NewReader(`{"name":"`+name+`"}`), nil)
+	t.Cleanup(func() { g.removeBucket(t, name) })
 	return name
 }
 
-func (g GCSServer) removeBucket(t testing.TB, c *storage.Client, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	it := c.Bucket(name).Objects(ctx, &storage.Query{Versions: true})
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
-		if err != nil {
-			t.Logf("cleanup: list %s: %v", name, err)
-			return
-		}
-		_ = c.Bucket(name).Object(a.Name).Generation(a.Generation).Delete(ctx)
+func (g GCSServer) removeBucket(t testing.TB, name string) {
+	var list struct {
+		Items []GCSObject `json:"items"`
 	}
-	if err := c.Bucket(name).Delete(ctx); err != nil {
-		t.Logf("cleanup: delete bucket %s: %v", name, err)
+	g.call(t, http.MethodGet, g.APIEndpoint()+"b/"+url.PathEscape(name)+"/o?versions=true", nil, &list)
+	for _, o := range list.Items {
+		g.call(t, http.MethodDelete, g.APIEndpoint()+"b/"+url.PathEscape(name)+"/o/"+url.PathEscape(o.Name)+"?generation="+o.Generation, nil, nil)
 	}
+	g.call(t, http.MethodDelete, g.APIEndpoint()+"b/"+url.PathEscape(name), nil, nil)
 }
 
-// Put uploads body as one object and returns its attributes (generation,
-// CRC32C, MD5).
-func (g GCSServer) Put(t testing.TB, bucket, name string, body []byte) *storage.ObjectAttrs {
+// Put uploads body as one object (a media upload) and returns what the
+// server says of it (generation, CRC32C, MD5).
+func (g GCSServer) Put(t testing.TB, bucket, name string, body []byte) GCSObject {
 	t.Helper()
-	ctx := context.Background()
-	w := g.Client(t).Bucket(bucket).Object(name).NewWriter(ctx)
-	w.ChunkSize = 0 // one request
-	if _, err := io.Copy(w, bytes.NewReader(body)); err != nil {
-		t.Fatalf("put gs://%s/%s: %v", bucket, name, err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatalf("put gs://%s/%s: %v", bucket, name, err)
-	}
-	return w.Attrs()
+	var o GCSObject
+	g.call(t, http.MethodPost, g.Endpoint+"/upload/storage/v1/b/"+url.PathEscape(bucket)+"/o?uploadType=media&name="+url.QueryEscape(name),
+		bytes.NewReader(body), &o)
+	return o
 }
 
 // Compose writes name as the composition of parts (objects already in the
 // bucket): a composite object, which has a CRC32C but no MD5.
-func (g GCSServer) Compose(t testing.TB, bucket, name string, parts ...string) *storage.ObjectAttrs {
+func (g GCSServer) Compose(t testing.TB, bucket, name string, parts ...string) GCSObject {
 	t.Helper()
-	c := g.Client(t)
-	var srcs []*storage.ObjectHandle
+	type src struct {
+		Name string `json:"name"`
+	}
+	req := struct {
+		SourceObjects []src `json:"sourceObjects"`
+	}{}
 	for _, p := range parts {
-		srcs = append(srcs, c.Bucket(bucket).Object(p))
+		req.SourceObjects = append(req.SourceObjects, src{p})
 	}
-	a, err := c.Bucket(bucket).Object(name).ComposerFrom(srcs...).Run(context.Background())
-	if err != nil {
-		t.Fatalf("compose gs://%s/%s: %v", bucket, name, err)
-	}
-	return a
+	b, _ := json.Marshal(req)
+	var o GCSObject
+	g.call(t, http.MethodPost, g.APIEndpoint()+"b/"+url.PathEscape(bucket)+"/o/"+url.PathEscape(name)+"/compose", bytes.NewReader(b), &o)
+	return o
 }
 
 // Proxy starts a reverse proxy to the server (see MinIOServer.Proxy) and
