@@ -84,8 +84,8 @@ for i in $(seq 1 "$runs"); do
       printf '%s\t%s\t%s\t%s\t%s\n' "$set" "$b" "$secs" "$(python3 -c "print($usr+$sys)")" "$rss" >>"$results"
       echo "bench-ab: round $i $set $b: ${secs}s" >&2
     done
-    order=("${order[1]}" "${order[0]}")
   done
+  order=("${order[1]}" "${order[0]}") # who goes first alternates by round
 done
 python3 - "$results" "$runs" "$base" <<'PY'
 import sys, statistics, collections, datetime, os
