@@ -54,3 +54,35 @@ func TestStampIsBoundToInodeMtimeAndCtime(t *testing.T) {
 		})
 	}
 }
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(entries)
+}
+
+// A file whose preallocation fails (a full disk) closes its temp file and
+// journal: a failure must not leak descriptors, two per file before.
+func TestFullDiskDuringPreallocationLeaksNoDescriptor(t *testing.T) {
+	dest := t.TempDir()
+	free, err := freeBytes(dest)
+	require.NoError(t, err)
+	var files []File
+	for _, name := range []string{"a", "b", "c"} {
+		size := free + 1<<40 // more than the disk has
+		// A sparse file of that size already in DEST passes the space
+		// pre-flight (it looks complete) and fails its verification, so
+		// the download reaches fallocate, which fails.
+		f, err := os.Create(filepath.Join(dest, name))
+		require.NoError(t, err)
+		require.NoError(t, f.Truncate(size))
+		require.NoError(t, f.Close())
+		files = append(files, File{Path: name, Size: size, Identity: "v1", Source: &memSource{}})
+	}
+	before := openFDs(t)
+	_, err = New(WithConcurrency(2), WithChunkSize(1<<30)).Fetch(context.Background(), dest, files)
+	require.ErrorContains(t, err, "no space left")
+	assert.Equal(t, before, openFDs(t), "every descriptor opened for the failed files is closed")
+}
