@@ -336,3 +336,22 @@ func TestE2EOCIKillAndResume(t *testing.T) {
 	assert.Less(t, proxy.Stats().ObjectBytes, total-int64(len(layers[0]))/2, stderr)
 	assert.Contains(t, stderr, "kept from an earlier run")
 }
+
+// TestE2EOCIDryRun lists what a modelcar pull would do — one row per layer,
+// verified by its digest — and writes nothing.
+func TestE2EOCIDryRun(t *testing.T) {
+	s := testenv.Registry(t)
+	l0, _ := oci2eLayer(t, "a.bin", 10_000, 1)
+	l1, _ := oci2eLayer(t, "b.bin", 10_000, 2)
+	repo := oci2eRepo(t)
+	digests, _ := oci2ePush(t, s.Plain, repo, "v1", l0, l1)
+	dest := filepath.Join(t.TempDir(), "m")
+	stdout, stderr, code := runSI(t, nil, "--dry-run", "--log-format", "console", "oci://"+s.Plain+"/"+repo+":v1", dest)
+	require.Equal(t, 0, code, stderr)
+	for i, d := range digests {
+		assert.Contains(t, stdout, fmt.Sprintf("layer %d (%s): application/vnd.oci.image.layer.v1.tar+gzip, extracted into DEST", i, d))
+	}
+	assert.Contains(t, stdout, "sha256 (OCI layer digest)")
+	_, err := os.Stat(dest)
+	assert.ErrorIs(t, err, os.ErrNotExist, "a dry run writes nothing")
+}
