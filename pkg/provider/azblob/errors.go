@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -75,20 +74,10 @@ func (c *client) describe(err error, op, uri string) error {
 	return fmt.Errorf("%s %s at %s: [HTTP %d %s]", op, uri, c.where, status, code)
 }
 
-// retryAfter parses a response's Retry-After (seconds or an HTTP date).
+// retryAfter reads a response's Retry-After (seconds or an HTTP-date).
 func retryAfter(resp *http.Response) (time.Duration, bool) {
 	if resp == nil {
 		return 0, false
 	}
-	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
+	return engine.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 }

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // The GCS JSON API, the three requests planning and reading need: object
@@ -113,35 +114,40 @@ func (c *client) objectURL(bucket, name string) string {
 	return c.where + "b/" + url.PathEscape(bucket) + "/o/" + url.PathEscape(name)
 }
 
-// metadataTimeout bounds one planning request, body included.
-const metadataTimeout = 60 * time.Second
+// getJSON GETs a metadata URL into v under the run's retry policy
+// (--max-attempts, backoff, Retry-After, --read-timeout per attempt):
+// transient failures (5xx, 408, 429, resets) are tried again, the rest end
+// at once. The error keeps the apiError, so callers can tell a 404.
+func (c *client) getJSON(ctx context.Context, what, u string, v any) error {
+	return c.set.Retry(ctx, what, func(ctx context.Context) error {
+		return retryable(c.getJSONOnce(ctx, u, v))
+	})
+}
 
-// getJSON GETs a metadata URL into v, retrying transient failures (5xx,
-// 429, resets) up to planningAttempts times with jittered backoff.
-func (c *client) getJSON(ctx context.Context, u string, v any) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = c.getJSONOnce(ctx, u, v)
-		s := statusOf(err)
-		transient := err != nil && ctx.Err() == nil && !isTokenError(err) && (s == 0 || s == 408 || s == 429 || s >= 500)
-		if !transient || attempt >= planningAttempts {
-			return err
+// retryable marks err for the retry policy: permanent unless retrying can
+// help, with the server's Retry-After when it sent one.
+func retryable(err error) error {
+	var ae *apiError
+	switch {
+	case err == nil:
+		return nil
+	case isTokenError(err):
+		return engine.Permanent(err)
+	case !errors.As(err, &ae):
+		return err // a reset, a timeout, a truncated body
+	case ae.Status == http.StatusRequestTimeout || ae.Status == http.StatusTooManyRequests || ae.Status >= 500:
+		if d, ok := retryAfter(ae.Header); ok {
+			return engine.RetryAfter(err, d)
 		}
-		d := time.Duration(rand.Int64N(int64(200*time.Millisecond) << attempt))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
+		return err
 	}
+	return engine.Permanent(err)
 }
 
 func (c *client) getJSONOnce(ctx context.Context, u string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return engine.Permanent(err)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -157,7 +163,8 @@ func (c *client) getJSONOnce(ctx context.Context, u string, v any) error {
 // attrs reads one object's metadata.
 func (c *client) attrs(ctx context.Context, bucket, name string) (*objectAttrs, error) {
 	var o objectJSON
-	if err := c.getJSON(ctx, c.objectURL(bucket, name)+"?fields="+url.QueryEscape(objectFields), &o); err != nil {
+	what := "metadata of gs://" + bucket + "/" + name
+	if err := c.getJSON(ctx, what, c.objectURL(bucket, name)+"?fields="+url.QueryEscape(objectFields), &o); err != nil {
 		return nil, err
 	}
 	return o.attrs()
@@ -179,7 +186,8 @@ func (c *client) listAll(ctx context.Context, bucket, prefix string) ([]*objectA
 			Items         []objectJSON `json:"items"`
 			NextPageToken string       `json:"nextPageToken"`
 		}
-		if err := c.getJSON(ctx, c.where+"b/"+url.PathEscape(bucket)+"/o?"+q.Encode(), &page); err != nil {
+		what := "listing of gs://" + bucket + "/" + prefix
+		if err := c.getJSON(ctx, what, c.where+"b/"+url.PathEscape(bucket)+"/o?"+q.Encode(), &page); err != nil {
 			return nil, err
 		}
 		for _, o := range page.Items {

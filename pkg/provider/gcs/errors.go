@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -63,17 +62,7 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
 }
 
-// retryAfter parses a Retry-After header (seconds or an HTTP date).
+// retryAfter reads a response's Retry-After (seconds or an HTTP-date).
 func retryAfter(h http.Header) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
+	return engine.ParseRetryAfter(h.Get("Retry-After"), time.Now())
 }
