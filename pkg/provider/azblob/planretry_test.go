@@ -2,12 +2,7 @@ package azblob
 
 import (
 	"context"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,30 +13,6 @@ import (
 	"github.com/storage-initializer/storage-initializer/internal/testenv"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
-
-// faultFront puts a proxy in front of Azurite that answers a request itself
-// when fail gives a status (with a Retry-After when it gives one) and
-// passes the rest on. It returns the environment that sends the provider
-// through it.
-func faultFront(t *testing.T, a testenv.AzuriteServer, fail func(r *http.Request) (status int, retryAfter string)) []string {
-	target, err := url.Parse(a.BlobEndpoint)
-	require.NoError(t, err)
-	target.Path = ""
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if status, after := fail(r); status != 0 {
-			if after != "" {
-				w.Header().Set("Retry-After", after)
-			}
-			w.WriteHeader(status)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return []string{"AZURE_STORAGE_CONNECTION_STRING=" + a.ConnectionString(srv.URL+"/"+a.Account), "AZURE_STORAGE_ACCESS_KEY=" + a.Key}
-}
 
 func isListing(r *http.Request) bool { return r.URL.Query().Get("comp") == "list" }
 

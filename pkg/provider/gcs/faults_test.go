@@ -21,7 +21,7 @@ import (
 func faultLoader(t *testing.T, h http.HandlerFunc) *loader {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, err := New(planSettings(), WithGetenv(envOf("STORAGE_EMULATOR_HOST=" + strings.TrimPrefix(srv.URL, "http://")))).newClient(context.Background())
+	c, err := New(planSettings(), WithGetenv(envOf("STORAGE_EMULATOR_HOST="+strings.TrimPrefix(srv.URL, "http://")))).newClient(context.Background())
 	require.NoError(t, err)
 	return &loader{c: c, bucket: "b", name: "m/x", uri: "gs://b/m/x", generation: 5, size: 100}
 }
