@@ -115,33 +115,12 @@ func (c *client) objectURL(bucket, name string) string {
 }
 
 // getJSON GETs a metadata URL into v under the run's retry policy
-// (--max-attempts, backoff, Retry-After, --read-timeout per attempt):
-// transient failures (5xx, 408, 429, resets) are tried again, the rest end
-// at once. The error keeps the apiError, so callers can tell a 404.
-func (c *client) getJSON(ctx context.Context, what, u string, v any) error {
+// (--max-attempts, backoff, Retry-After, --read-timeout per attempt); each
+// failed attempt is described, so what retrying cannot help ends at once.
+func (c *client) getJSON(ctx context.Context, what, u string, v any, describe func(error) error) error {
 	return c.set.Retry(ctx, what, func(ctx context.Context) error {
-		return retryable(c.getJSONOnce(ctx, u, v))
+		return describe(c.getJSONOnce(ctx, u, v))
 	})
-}
-
-// retryable marks err for the retry policy: permanent unless retrying can
-// help, with the server's Retry-After when it sent one.
-func retryable(err error) error {
-	var ae *apiError
-	switch {
-	case err == nil:
-		return nil
-	case isTokenError(err):
-		return engine.Permanent(err)
-	case !errors.As(err, &ae):
-		return err // a reset, a timeout, a truncated body
-	case ae.Status == http.StatusRequestTimeout || ae.Status == http.StatusTooManyRequests || ae.Status >= 500:
-		if d, ok := retryAfter(ae.Header); ok {
-			return engine.RetryAfter(err, d)
-		}
-		return err
-	}
-	return engine.Permanent(err)
 }
 
 func (c *client) getJSONOnce(ctx context.Context, u string, v any) error {
@@ -160,19 +139,22 @@ func (c *client) getJSONOnce(ctx context.Context, u string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// attrs reads one object's metadata.
-func (c *client) attrs(ctx context.Context, bucket, name string) (*objectAttrs, error) {
+// attrs reads the metadata of the object loc names.
+func (c *client) attrs(ctx context.Context, loc location) (*objectAttrs, error) {
 	var o objectJSON
-	what := "metadata of gs://" + bucket + "/" + name
-	if err := c.getJSON(ctx, what, c.objectURL(bucket, name)+"?fields="+url.QueryEscape(objectFields), &o); err != nil {
+	describe := func(err error) error { return c.describe(err, "read", loc.String(), loc.Bucket) }
+	u := c.objectURL(loc.Bucket, loc.Object) + "?fields=" + url.QueryEscape(objectFields)
+	if err := c.getJSON(ctx, "metadata of "+loc.String(), u, &o, describe); err != nil {
 		return nil, err
 	}
 	return o.attrs()
 }
 
-// listAll returns every object whose name starts with prefix, page by page.
-func (c *client) listAll(ctx context.Context, bucket, prefix string) ([]*objectAttrs, error) {
+// listAll returns every object whose name starts with prefix in loc's
+// bucket, page by page.
+func (c *client) listAll(ctx context.Context, loc location, prefix string) ([]*objectAttrs, error) {
 	var out []*objectAttrs
+	describe := func(err error) error { return c.describe(err, "list", loc.String(), loc.Bucket) }
 	token := ""
 	for {
 		q := url.Values{"fields": {"items(" + objectFields + "),nextPageToken"}, "maxResults": {"1000"}}
@@ -186,8 +168,8 @@ func (c *client) listAll(ctx context.Context, bucket, prefix string) ([]*objectA
 			Items         []objectJSON `json:"items"`
 			NextPageToken string       `json:"nextPageToken"`
 		}
-		what := "listing of gs://" + bucket + "/" + prefix
-		if err := c.getJSON(ctx, what, c.where+"b/"+url.PathEscape(bucket)+"/o?"+q.Encode(), &page); err != nil {
+		u := c.where + "b/" + url.PathEscape(loc.Bucket) + "/o?" + q.Encode()
+		if err := c.getJSON(ctx, "listing of "+loc.String(), u, &page, describe); err != nil {
 			return nil, err
 		}
 		for _, o := range page.Items {
@@ -224,9 +206,4 @@ func (c *client) media(ctx context.Context, bucket, name string, generation, off
 		return nil, errorOf(resp)
 	}
 	return resp, nil
-}
-
-func isTokenError(err error) bool {
-	var te *tokenError
-	return errors.As(err, &te)
 }

@@ -75,6 +75,8 @@ func TestPlanningRetriesServerErrorsABoundedNumberOfTimes(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, engine.IsPermanent(err))
 	assert.Equal(t, int32(planSettings().MaxAttempts()), calls.Load(), "one object lookup, retried up to the bound")
+	assert.Contains(t, err.Error(), "server error [HTTP 502]")
+	assert.NotContains(t, err.Error(), "\n")
 }
 
 // Planning requests wait the Retry-After a throttling server asks for, in
