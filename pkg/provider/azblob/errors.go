@@ -25,9 +25,10 @@ func statusOf(err error) int {
 
 // describe turns an error on uri into a one-line, actionable message and
 // marks it permanent when retrying cannot help; transient errors (5xx,
-// resets, timeouts) stay retryable. The SDK's own messages span many lines
-// and quote the request, so only status and code are kept; credentials are
-// named by where they came from, never by content.
+// 408, 429, resets, timeouts) stay retryable, with the service's
+// Retry-After. The SDK's own messages span many lines and quote the
+// request, so only status and code are kept; credentials are named by
+// where they came from, never by content.
 func (c *client) describe(err error, op, uri string) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
@@ -43,6 +44,12 @@ func (c *client) describe(err error, op, uri string) error {
 	status, code := re.StatusCode, bloberror.Code(re.ErrorCode)
 	perm := func(format string, args ...any) error {
 		return engine.Permanent(fmt.Errorf(format+" [HTTP %d %s]", append(args, status, code)...))
+	}
+	transient := func(e error) error {
+		if d, ok := retryAfter(re.RawResponse); ok {
+			return engine.RetryAfter(e, d)
+		}
+		return e
 	}
 	switch {
 	case code == bloberror.ContainerNotFound:
@@ -61,13 +68,9 @@ func (c *client) describe(err error, op, uri string) error {
 	case status == http.StatusNotFound:
 		return perm("%s %s: not found at %s", op, uri, c.where)
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable || code == bloberror.ServerBusy:
-		e := fmt.Errorf("%s %s at %s: throttled [HTTP %d %s]", op, uri, c.where, status, code)
-		if d, ok := retryAfter(re.RawResponse); ok {
-			return engine.RetryAfter(e, d)
-		}
-		return e
+		return transient(fmt.Errorf("%s %s at %s: throttled [HTTP %d %s]", op, uri, c.where, status, code))
 	case status == http.StatusRequestTimeout || status >= 500:
-		return fmt.Errorf("%s %s at %s: server error [HTTP %d %s]", op, uri, c.where, status, code)
+		return transient(fmt.Errorf("%s %s at %s: server error [HTTP %d %s]", op, uri, c.where, status, code))
 	case status >= 400:
 		return perm("%s %s: request rejected by %s", op, uri, c.where)
 	}
