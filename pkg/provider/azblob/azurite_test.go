@@ -265,15 +265,23 @@ func TestTransactionalMD5CatchesCorruptionInTransit(t *testing.T) {
 	body := testenv.Random(6*mib, 5)
 	a.PutBlocks(t, c, "m/w.bin", [][]byte{body}, false)
 
+	target, err := url.Parse(a.BlobEndpoint)
+	require.NoError(t, err)
+	target.Path = ""
 	var corrupt bool
-	rp := azuriteProxy(t, a)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ModifyResponse = func(r *http.Response) error {
 		if corrupt && r.Request.Method == http.MethodGet && r.StatusCode == http.StatusPartialContent {
 			r.Body = &flipper{ReadCloser: r.Body}
 		}
 		return nil
 	}
-	p := New(planSettings(), WithGetenv(envOf(front(t, a, rp)...)))
+	proxy := httptest.NewServer(rp)
+	defer proxy.Close()
+
+	p := New(planSettings(), WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString(proxy.URL+target.ResolveReference(&url.URL{}).Path+"/"+a.Account),
+		"AZURE_STORAGE_ACCESS_KEY="+a.Key)))
 	plan, err := p.Plan(context.Background(), a.URI(c, "m/w.bin"))
 	require.NoError(t, err)
 	require.Empty(t, plan.Files[0].Expect, "no stored MD5: only the per-range check stands between the wire and the disk")
@@ -290,41 +298,4 @@ func TestTransactionalMD5CatchesCorruptionInTransit(t *testing.T) {
 	var got []byte
 	require.NoError(t, src.Load(context.Background(), 6*mib, 0, func(r io.Reader) error { got, err = io.ReadAll(r); return err }))
 	assert.True(t, bytes.Equal(body, got))
-}
-
-// azuriteProxy is a reverse proxy to Azurite, for tests that change what
-// passes through it.
-func azuriteProxy(t *testing.T, a testenv.AzuriteServer) *httputil.ReverseProxy {
-	target, err := url.Parse(a.BlobEndpoint)
-	require.NoError(t, err)
-	target.Path = ""
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	return rp
-}
-
-// front serves h on a test server and returns the environment that sends
-// the provider through it to Azurite's account.
-func front(t *testing.T, a testenv.AzuriteServer, h http.Handler) []string {
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return []string{"AZURE_STORAGE_CONNECTION_STRING=" + a.ConnectionString(srv.URL+"/"+a.Account), "AZURE_STORAGE_ACCESS_KEY=" + a.Key}
-}
-
-// faultFront puts a proxy in front of Azurite that answers a request itself
-// when fail gives a status (with a Retry-After when it gives one) and
-// passes the rest on. It returns the environment that sends the provider
-// through it.
-func faultFront(t *testing.T, a testenv.AzuriteServer, fail func(r *http.Request) (status int, retryAfter string)) []string {
-	rp := azuriteProxy(t, a)
-	return front(t, a, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if status, after := fail(r); status != 0 {
-			if after != "" {
-				w.Header().Set("Retry-After", after)
-			}
-			w.WriteHeader(status)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
 }

@@ -14,6 +14,12 @@ import (
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
+// faultFront returns the environment that sends the provider to Azurite
+// through a testenv.FaultProxy.
+func faultFront(t *testing.T, a testenv.AzuriteServer, fail testenv.Fault) []string {
+	return []string{"AZURE_STORAGE_CONNECTION_STRING=" + a.ConnectionString(a.FaultProxy(t, fail)), "AZURE_STORAGE_ACCESS_KEY=" + a.Key}
+}
+
 func isListing(r *http.Request) bool { return r.URL.Query().Get("comp") == "list" }
 
 // Property and listing requests wait the Retry-After a throttling service
