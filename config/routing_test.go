@@ -19,6 +19,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,6 +30,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/storage-initializer/storage-initializer/pkg/provider/azblob"
 )
 
 const (
@@ -191,13 +194,22 @@ var kserveURIs = []struct {
 	{"https://github.com/org/repo.git", "kserve", "git clone (KServe >= 0.17)"},
 	{"https://github.com/org/repo.git/", "kserve", "git clone, trailing slash"},
 	{"https://gitlab.example.com/group/sub/repo.git", "kserve", "git clone, nested group"},
-	{"https://acct.blob.core.windows.net/container/model", "kserve", "Azure Blob"},
-	{"https://acct.z12.blob.storage.azure.net/container/model", "kserve", "Azure Blob, DNS zone endpoint"},
+	{"https://acct.blob.core.windows.net/container/model", "ours", "Azure Blob"},
+	{"https://acct.blob.core.windows.net/container/model/weights.bin?sv=2024-05-04&sig=abc%3D", "ours", "Azure Blob, SAS in the query"},
+	{"https://acct.blob.core.windows.net/container", "ours", "Azure Blob, whole container"},
+	{"https://ACCT1.blob.core.windows.net/container/model", "ours", "Azure Blob, account name in capitals"},
+	{"https://acct.z12.blob.storage.azure.net/container/model", "ours", "Azure Blob, DNS zone endpoint"},
+	{"https://acct.blob.core.windows.net/container/repo.git", "kserve", "a .git path on Azure Blob: KServe's git route, which its Python reads as a blob"},
+	{"https://a.b.blob.core.windows.net/container/model", "kserve", "not an account name before the Blob domain"},
+	{"https://user@acct.blob.core.windows.net/container/model", "kserve", "user info before the Blob host"},
+	{"https://acct.z3.z12.blob.storage.azure.net/container/model", "kserve", "not an account name before the zone endpoint"},
 	{"https://acct.file.core.windows.net/share/model", "kserve", "Azure File"},
 	{"https://acct.z3.file.storage.azure.net/share/model", "kserve", "Azure File, DNS zone endpoint"},
 	{"hdfs://namenode:8020/models/m", "kserve", "HDFS"},
 	{"webhdfs://namenode:9870/models/m", "kserve", "WebHDFS"},
-	{"gs://bucket/models/m", "kserve", "GCS"},
+	{"gs://bucket/models/m", "ours", "GCS folder"},
+	{"gs://bucket/models/m/model.bin", "ours", "GCS exact object"},
+	{"gs://bucket", "ours", "GCS whole bucket"},
 	// Other Azure service hosts: storage-initializer leaves all of
 	// *.windows.net and *.azure.net alone, KServe's container claims only
 	// the Blob and File forms its Python code knows; the ConfigMap image
@@ -263,7 +275,10 @@ func TestHTTPSRegexesImplementTheRule(t *testing.T) {
 		"user@example.com", "n", "ne", "nett", "a.n", "a.ne", "a.nett", "a.net", "net.com", "x.net.org",
 		"windows.net", "x.windows.net", "x.blob.core.windows.net", "x.blob.core.windows.net:443", "windows.com",
 		"window.net", "windowss.net", "wind.net", "w.net", "wi.net", "xwindows.net", "windows.net.example.com",
-		"azure.net", "x.azure.net", "x.z12.blob.storage.azure.net", "azur.net", "azuree.net", "a.azure.com", "az.net",
+		"azure.net", "x.azure.net", "x.z12.blob.storage.azure.net", "azur.net",
+		"ACCT1.blob.core.windows.net", "a.b.blob.core.windows.net", "u@x.blob.core.windows.net", "a-b.blob.core.windows.net",
+		"x.blob.core.windows.net.blob.core.windows.net", "x.z1.z12.blob.storage.azure.net", "x.z123.blob.storage.azure.net",
+		"x.file.core.windows.net", "x.z3.file.storage.azure.net", "x.blob.core.windows.com", "x.dfs.core.windows.net", "azuree.net", "a.azure.com", "az.net",
 		"cdn.azureedge.net", "WINDOWS.NET"}
 	paths := []string{"/", "/t", "/it", "/git", "/.git", "/.git/", "/a.git", "/a.git/", "/a.gi", "/a.gitx", "/a.git.bin",
 		"/a/b.bin", "//", "/a//", "/a.git//", "/model.tar.gz", "/f?x=.git", "/f#sha256=ab", "/x/", "/repo.git/tree/main/f",
@@ -271,10 +286,42 @@ func TestHTTPSRegexesImplementTheRule(t *testing.T) {
 	for _, h := range hosts {
 		for _, p := range paths {
 			uri := "https://" + h + p
-			wantOurs := !azureDomain(h) && !gitPath(p)
+			wantOurs := (!azureDomain(h) || azureBlob(h)) && !gitPath(p)
 			assert.Equal(t, wantOurs, ours.supports(t, uri), "ours on %s", uri)
-			wantKServe := gitPath(p) || azureStorage(h)
+			wantKServe := gitPath(p) || azureFile(h) || azureBlobLookalike(h)
 			assert.Equal(t, wantKServe, kserve.supports(t, uri), "default-without-overlap on %s", uri)
+		}
+	}
+}
+
+// Every Azure URI the init container claims is one the binary reads as
+// Azure Blob (else its generic https provider would fetch it as a web
+// page), and every URI it reads as Azure Blob without a port or user info
+// is claimed by it.
+func TestAzureBlobClaimsAreWhatTheBinaryReads(t *testing.T) {
+	ours := load(t).cscs["clusterstoragecontainer"]
+	var uris []string
+	for _, u := range kserveURIs {
+		uris = append(uris, u.uri)
+	}
+	for _, h := range []string{"acct.blob.core.windows.net", "ACCT1.blob.core.windows.net", "a.b.blob.core.windows.net",
+		"u@x.blob.core.windows.net", "a-b.blob.core.windows.net", "x.z12.blob.storage.azure.net", "x.z1.z12.blob.storage.azure.net",
+		"x.file.core.windows.net", "x.dfs.core.windows.net", "windows.net"} {
+		uris = append(uris, "https://"+h+"/c/model", "https://"+h+"/c/m.git")
+	}
+	for _, uri := range uris {
+		if !strings.HasPrefix(uri, "https://") {
+			continue
+		}
+		u, err := url.Parse(uri)
+		require.NoError(t, err, uri)
+		if !azureDomain(u.Host) {
+			continue
+		}
+		if ours.supports(t, uri) {
+			assert.True(t, azblob.Matches(uri), "%s is claimed by %s but the binary does not read it as Azure Blob", uri, ours.name())
+		} else if azblob.Matches(uri) && u.User == nil && u.Port() == "" && !gitPath(u.Path) {
+			assert.Fail(t, "unclaimed", "the binary reads %s as Azure Blob but %s does not claim it", uri, ours.name())
 		}
 	}
 }
@@ -300,10 +347,23 @@ func azureDomain(hostPort string) bool {
 	return n == 1 || labels[n-2] == "windows" || labels[n-2] == "azure"
 }
 
-// azureStorage: the Blob and File host forms KServe's Python code serves
-// (its regexes want "/" right after the host, so a port makes it plain https).
-func azureStorage(h string) bool {
-	return regexp.MustCompile(`^[^/?#]+\.(?:(?:blob|file)\.core\.windows\.net|z[0-9]{1,2}\.(?:blob|file)\.storage\.azure\.net)$`).MatchString(h)
+// azureBlob: the Blob hosts storage-initializer reads as Azure Blob
+// (azblob.Matches): an account name, letters and digits, before the Blob
+// domain, and no port (KServe's regexes want "/" right after the host).
+func azureBlob(h string) bool {
+	return regexp.MustCompile(`^[A-Za-z0-9]+\.(?:blob\.core\.windows\.net|z[0-9]{1,2}\.blob\.storage\.azure\.net)$`).MatchString(h)
+}
+
+// azureBlobLookalike: the other hosts KServe's Python reads as Azure Blob
+// (anything before the Blob domain), which stay on its image.
+func azureBlobLookalike(h string) bool {
+	return !azureBlob(h) &&
+		regexp.MustCompile(`^[^/?#]+\.(?:blob\.core\.windows\.net|z[0-9]{1,2}\.blob\.storage\.azure\.net)$`).MatchString(h)
+}
+
+// azureFile: the Azure File host forms KServe's Python code serves.
+func azureFile(h string) bool {
+	return regexp.MustCompile(`^[^/?#]+\.(?:file\.core\.windows\.net|z[0-9]{1,2}\.file\.storage\.azure\.net)$`).MatchString(h)
 }
 
 func gitPath(p string) bool { return strings.HasSuffix(p, ".git") || strings.HasSuffix(p, ".git/") }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -260,6 +262,72 @@ func TestE2ECloudsChangedObject(t *testing.T) {
 			assert.Contains(t, string(reason), "changed during download")
 			_, err = os.Stat(filepath.Join(dest, "model.safetensors"))
 			assert.True(t, os.IsNotExist(err), "no mixed file under the final name")
+		})
+	}
+}
+
+// cloudsFault answers planning requests with fail's status while it gives
+// one, and counts them.
+func cloudsFault(planning func(*http.Request) bool, fail func(n int32) (int, string)) (testenv.Fault, *atomic.Int32) {
+	var n atomic.Int32
+	return func(r *http.Request) (int, string) {
+		if !planning(r) {
+			return 0, ""
+		}
+		return fail(n.Add(1))
+	}, &n
+}
+
+// TestE2ECloudsPlanningFollowsTheRetryPolicy: planning requests (GCS
+// metadata and listings, Azure properties and listings) are retried by the
+// run's one policy, not by a loop or SDK of their own: exactly
+// --max-attempts attempts, and a Retry-After is waited for.
+func TestE2ECloudsPlanningFollowsTheRetryPolicy(t *testing.T) {
+	g := testenv.FakeGCS(t)
+	a := testenv.Azurite(t)
+	bucket := g.Bucket(t)
+	c := a.Container(t)
+	g.Put(t, bucket, "m/config.json", []byte(`{"model":"tiny"}`))
+	a.Put(t, c, "m/config.json", []byte(`{"model":"tiny"}`), true)
+	for _, cloud := range []struct {
+		name, uri string
+		env       func(testenv.Fault) []string
+		planning  func(*http.Request) bool
+	}{
+		{"gcs", "gs://" + bucket + "/m",
+			func(f testenv.Fault) []string {
+				return []string{"STORAGE_EMULATOR_HOST=" + strings.TrimPrefix(g.FaultProxy(t, f), "http://"), "GCE_METADATA_HOST=127.0.0.1:1"}
+			},
+			func(r *http.Request) bool { return r.URL.Query().Get("alt") != "media" }},
+		{"azure", a.URI(c, "m"),
+			func(f testenv.Fault) []string {
+				return []string{"AZURE_STORAGE_CONNECTION_STRING=" + a.ConnectionString(a.FaultProxy(t, f)), "AZURE_STORAGE_ACCESS_KEY=" + a.Key}
+			},
+			func(r *http.Request) bool { return r.Method == http.MethodHead || r.URL.Query().Get("comp") == "list" }},
+	} {
+		t.Run(cloud.name+" gives up after --max-attempts", func(t *testing.T) {
+			fault, n := cloudsFault(cloud.planning, func(int32) (int, string) { return http.StatusInternalServerError, "" })
+			stdout, stderr, code := runSI(t, cloud.env(fault), "--max-attempts", "3", cloud.uri, t.TempDir())
+			assert.Equal(t, 1, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			assert.Contains(t, stderr, "server error [HTTP 500")
+			assert.Equal(t, int32(3), n.Load(), "the first planning request, tried --max-attempts times and no more")
+		})
+		t.Run(cloud.name+" waits for Retry-After", func(t *testing.T) {
+			fault, n := cloudsFault(cloud.planning, func(n int32) (int, string) {
+				if n == 1 {
+					return http.StatusTooManyRequests, "2"
+				}
+				return 0, ""
+			})
+			dest := t.TempDir()
+			start := time.Now()
+			stdout, stderr, code := runSI(t, cloud.env(fault), cloud.uri, dest)
+			require.Equal(t, 0, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			assert.GreaterOrEqual(t, time.Since(start), 2*time.Second, "the policy's first backoff is 200 ms at most; Retry-After asked for 2 s")
+			assert.GreaterOrEqual(t, n.Load(), int32(2))
+			got, err := os.ReadFile(filepath.Join(dest, "config.json"))
+			require.NoError(t, err)
+			assert.Equal(t, `{"model":"tiny"}`, string(got))
 		})
 	}
 }

@@ -37,8 +37,8 @@ func buildProviders(set provider.Settings, cfg *config, getenv func(string) stri
 		httpsrc.New(set, httpsrc.WithGetenv(getenv), httpsrc.WithLimiter(wire)),
 		hf.New(set, hf.WithGetenv(getenv), hf.WithLimiter(wire)),
 		modelscope.New(set, modelscope.WithGetenv(getenv), modelscope.WithLimiter(wire)),
-		gcs.New(gcs.WithGetenv(getenv), gcs.WithLogger(set.Logger()), gcs.WithConcurrency(set.Conns()), gcs.WithLimiter(wire)),
-		azureBlob{azblob.New(azblob.WithGetenv(getenv), azblob.WithLogger(set.Logger()), azblob.WithConcurrency(set.Conns()), azblob.WithLimiter(wire))},
+		gcs.New(set, gcs.WithGetenv(getenv), gcs.WithLimiter(wire)),
+		azureBlob{azblob.New(set, azblob.WithGetenv(getenv), azblob.WithLimiter(wire))},
 	}
 }
 

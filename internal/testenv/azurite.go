@@ -8,7 +8,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -183,4 +188,40 @@ func (a AzuriteServer) Proxy(t testing.TB, o ProxyOptions) string {
 	t.Helper()
 	root := strings.TrimSuffix(a.BlobEndpoint, "/"+a.Account)
 	return MinIOServer{Endpoint: root}.Proxy(t, o) + "/" + a.Account
+}
+
+// FaultProxy starts a reverse proxy to Azurite that answers a request
+// itself whenever fail gives a status (with a Retry-After when it gives
+// one) and passes the rest on, for faults the emulator will not produce on
+// demand (throttling, 5xx). It returns the blob endpoint through the proxy
+// (…/ACCOUNT), for a connection string's BlobEndpoint.
+func (a AzuriteServer) FaultProxy(t testing.TB, fail Fault) string {
+	t.Helper()
+	return faultProxy(t, strings.TrimSuffix(a.BlobEndpoint, "/"+a.Account), fail) + "/" + a.Account
+}
+
+// Fault decides a request's fate at a FaultProxy: status 0 passes it on.
+type Fault func(r *http.Request) (status int, retryAfter string)
+
+// faultProxy is FaultProxy for any server (GCSServer.FaultProxy too).
+func faultProxy(t testing.TB, target string, fail Fault) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatalf("parse %s: %v", target, err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status, after := fail(r); status != 0 {
+			if after != "" {
+				w.Header().Set("Retry-After", after)
+			}
+			w.WriteHeader(status)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

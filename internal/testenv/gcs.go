@@ -147,3 +147,11 @@ func (g GCSServer) Proxy(t testing.TB, o ProxyOptions) string {
 	t.Helper()
 	return MinIOServer{Endpoint: g.Endpoint}.Proxy(t, o)
 }
+
+// FaultProxy starts a reverse proxy to the server that answers a request
+// itself whenever fail gives a status (see AzuriteServer.FaultProxy) and
+// returns its endpoint, for STORAGE_EMULATOR_HOST.
+func (g GCSServer) FaultProxy(t testing.TB, fail Fault) string {
+	t.Helper()
+	return faultProxy(t, g.Endpoint, fail)
+}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/stretchr/testify/assert"
@@ -34,8 +35,14 @@ func envOf(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// planSettings are the tests' planning settings: four connections and quick
+// retries that still honour a Retry-After of a second or two.
+func planSettings() engine.PlanSettings {
+	return engine.New(engine.WithConcurrency(4), engine.WithRetry(4, time.Millisecond, time.Second)).PlanSettings()
+}
+
 func emulated(a testenv.AzuriteServer, extra ...string) *Provider {
-	return New(WithGetenv(envOf(append(a.Env(), extra...)...)), WithConcurrency(4))
+	return New(planSettings(), WithGetenv(envOf(append(a.Env(), extra...)...)))
 }
 
 // seedModel writes a folder with every kind of blob, and what must not be
@@ -209,7 +216,7 @@ func TestWrongKeyMissingContainerAnonymous(t *testing.T) {
 	a.Put(t, c, "model/a", []byte("a"), true)
 
 	wrongKey := "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ=="
-	_, err := New(WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString(""), "AZURE_STORAGE_ACCESS_KEY="+wrongKey))).
+	_, err := New(planSettings(), WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString(""), "AZURE_STORAGE_ACCESS_KEY="+wrongKey))).
 		Plan(context.Background(), a.URI(c, "model"))
 	require.Error(t, err)
 	assert.True(t, engine.IsPermanent(err))
@@ -224,7 +231,7 @@ func TestWrongKeyMissingContainerAnonymous(t *testing.T) {
 	assert.Contains(t, err.Error(), "container "+a.BlobEndpoint+"/si-no-such-container does not exist")
 	assert.NotContains(t, err.Error(), "\n")
 
-	_, err = New(WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString("")))).Plan(context.Background(), a.URI(c, "model"))
+	_, err = New(planSettings(), WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString("")))).Plan(context.Background(), a.URI(c, "model"))
 	require.Error(t, err)
 	assert.True(t, engine.IsPermanent(err))
 	assert.Contains(t, err.Error(), "not readable anonymously")
@@ -273,7 +280,7 @@ func TestTransactionalMD5CatchesCorruptionInTransit(t *testing.T) {
 	proxy := httptest.NewServer(rp)
 	defer proxy.Close()
 
-	p := New(WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString(proxy.URL+target.ResolveReference(&url.URL{}).Path+"/"+a.Account),
+	p := New(planSettings(), WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString(proxy.URL+target.ResolveReference(&url.URL{}).Path+"/"+a.Account),
 		"AZURE_STORAGE_ACCESS_KEY="+a.Key)))
 	plan, err := p.Plan(context.Background(), a.URI(c, "m/w.bin"))
 	require.NoError(t, err)

@@ -8,19 +8,20 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
-// planningRetries bounds the SDK's own retries of listing and property
-// requests. Downloads are retried by the engine, never by the SDK.
-const planningRetries = 3
-
-// client holds two container clients over one HTTP client: one for
-// planning (with the SDK's bounded retries) and one for ranged reads (no
-// SDK retries: one Load is one attempt).
+// client is one container client with the SDK's retries turned off: one
+// SDK call is one request. Planning calls run under the run's retry policy
+// (set.Retry), ranged reads under the engine's; so --max-attempts, the
+// backoff and Retry-After mean the same for Azure as for every source.
 type client struct {
-	planner, reader *container.Client
-	where           string // the container's URL without SAS, for messages and identities
-	auth            auth
+	set      provider.Settings
+	blobs    *container.Client
+	where    string // the container's URL without SAS, for messages and identities
+	auth     auth
+	pageSize int32
 }
 
 func (p *Provider) newClient(loc location) (*client, error) {
@@ -28,24 +29,20 @@ func (p *Provider) newClient(loc location) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("azure http client: %w", err)
 	}
-	base := policy.ClientOptions{Transport: hc}
-	s, err := resolveSettings(p.getenv, loc, base)
+	// Token requests (Microsoft Entra ID) keep azidentity's own retries: an
+	// identity endpoint is not a planning request, and its failures end
+	// the run.
+	s, err := resolveSettings(p.getenv, loc, policy.ClientOptions{Transport: hc})
 	if err != nil {
 		return nil, fmt.Errorf("azure configuration for %s: %w", loc, err)
 	}
 	containerURL := s.endpoint + "/" + url.PathEscape(loc.Container)
-	c := &client{where: containerURL, auth: s.auth}
+	c := &client{set: p.set, where: containerURL, auth: s.auth, pageSize: p.pageSize}
 	if s.auth.sas != "" {
 		containerURL += "?" + s.auth.sas
 	}
-	planOpts := base
-	planOpts.Retry = policy.RetryOptions{MaxRetries: planningRetries}
-	readOpts := base
-	readOpts.Retry = policy.RetryOptions{MaxRetries: -1}
-	if c.planner, err = newContainerClient(containerURL, s.auth, planOpts); err != nil {
-		return nil, fmt.Errorf("azure client for %s: %s", c.where, firstLine(err.Error()))
-	}
-	if c.reader, err = newContainerClient(containerURL, s.auth, readOpts); err != nil {
+	noRetries := policy.ClientOptions{Transport: hc, Retry: policy.RetryOptions{MaxRetries: -1}}
+	if c.blobs, err = newContainerClient(containerURL, s.auth, noRetries); err != nil {
 		return nil, fmt.Errorf("azure client for %s: %s", c.where, firstLine(err.Error()))
 	}
 	return c, nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,9 +25,10 @@ func statusOf(err error) int {
 
 // describe turns an error on uri into a one-line, actionable message and
 // marks it permanent when retrying cannot help; transient errors (5xx,
-// resets, timeouts) stay retryable. The SDK's own messages span many lines
-// and quote the request, so only status and code are kept; credentials are
-// named by where they came from, never by content.
+// 408, 429, resets, timeouts) stay retryable, with the service's
+// Retry-After. The SDK's own messages span many lines and quote the
+// request, so only status and code are kept; credentials are named by
+// where they came from, never by content.
 func (c *client) describe(err error, op, uri string) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
@@ -44,6 +44,12 @@ func (c *client) describe(err error, op, uri string) error {
 	status, code := re.StatusCode, bloberror.Code(re.ErrorCode)
 	perm := func(format string, args ...any) error {
 		return engine.Permanent(fmt.Errorf(format+" [HTTP %d %s]", append(args, status, code)...))
+	}
+	transient := func(e error) error {
+		if d, ok := retryAfter(re.RawResponse); ok {
+			return engine.RetryAfter(e, d)
+		}
+		return e
 	}
 	switch {
 	case code == bloberror.ContainerNotFound:
@@ -62,33 +68,19 @@ func (c *client) describe(err error, op, uri string) error {
 	case status == http.StatusNotFound:
 		return perm("%s %s: not found at %s", op, uri, c.where)
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable || code == bloberror.ServerBusy:
-		e := fmt.Errorf("%s %s at %s: throttled [HTTP %d %s]", op, uri, c.where, status, code)
-		if d, ok := retryAfter(re.RawResponse); ok {
-			return engine.RetryAfter(e, d)
-		}
-		return e
+		return transient(fmt.Errorf("%s %s at %s: throttled [HTTP %d %s]", op, uri, c.where, status, code))
 	case status == http.StatusRequestTimeout || status >= 500:
-		return fmt.Errorf("%s %s at %s: server error [HTTP %d %s]", op, uri, c.where, status, code)
+		return transient(fmt.Errorf("%s %s at %s: server error [HTTP %d %s]", op, uri, c.where, status, code))
 	case status >= 400:
 		return perm("%s %s: request rejected by %s", op, uri, c.where)
 	}
 	return fmt.Errorf("%s %s at %s: [HTTP %d %s]", op, uri, c.where, status, code)
 }
 
-// retryAfter parses a response's Retry-After (seconds or an HTTP date).
+// retryAfter reads a response's Retry-After (seconds or an HTTP-date).
 func retryAfter(resp *http.Response) (time.Duration, bool) {
 	if resp == nil {
 		return 0, false
 	}
-	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
+	return engine.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 }

@@ -91,7 +91,7 @@ func (r *checkedReader) next() error {
 	n := min(maxCheckedRange, r.end-r.off)
 	yes := true
 	etag := azcore.ETag(r.l.etag)
-	resp, err := r.l.c.reader.NewBlobClient(r.l.blob).DownloadStream(r.ctx, &blob.DownloadStreamOptions{
+	resp, err := r.l.c.blobs.NewBlobClient(r.l.blob).DownloadStream(r.ctx, &blob.DownloadStreamOptions{
 		Range:              blob.HTTPRange{Offset: r.off, Count: n},
 		RangeGetContentMD5: &yes,
 		AccessConditions:   &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: &etag}},

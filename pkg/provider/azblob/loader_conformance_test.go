@@ -24,7 +24,7 @@ func TestLoaderConformance(t *testing.T) {
 		a.Put(t, c, name, content, false)
 		root := a.BlobEndpoint[:len(a.BlobEndpoint)-len("/"+a.Account)]
 		proxy, url := loadertest.Front(t, root)
-		p := New(WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString(url+"/"+a.Account), "AZURE_STORAGE_ACCESS_KEY="+a.Key)))
+		p := New(planSettings(), WithGetenv(envOf("AZURE_STORAGE_CONNECTION_STRING="+a.ConnectionString(url+"/"+a.Account), "AZURE_STORAGE_ACCESS_KEY="+a.Key)))
 		plan, err := p.Plan(context.Background(), a.URI(c, name))
 		require.NoError(t, err)
 		require.Len(t, plan.Files, 1)

@@ -3,6 +3,7 @@ package azblob
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path"
 	"sort"
 	"strings"
@@ -29,26 +30,21 @@ type blobInfo struct {
 // string prefix) or, with no path, the whole container.
 func (c *client) plan(ctx context.Context, loc location) ([]engine.File, error) {
 	if loc.Blob != "" && !strings.HasSuffix(loc.Blob, "/") {
-		props, err := c.planner.NewBlobClient(loc.Blob).GetProperties(ctx, nil)
-		switch {
-		case err == nil:
+		b, found, err := c.properties(ctx, loc)
+		if err != nil {
+			return nil, err
+		}
+		if found {
 			rel, err := engine.CleanRel(path.Base(loc.Blob))
 			if err != nil {
 				return nil, engine.Permanent(fmt.Errorf("blob name %q cannot be saved inside DEST: %w", loc.Blob, err))
 			}
-			b := blobInfo{name: loc.Blob, size: deref(props.ContentLength), md5: props.ContentMD5, modTime: deref(props.LastModified)}
-			if props.ETag != nil {
-				b.etag = string(*props.ETag)
-			}
 			f := c.file(b, rel)
 			f.Unfiltered = true // KServe fetches the blob the URI names whatever the patterns say
 			return []engine.File{f}, nil
-		case bloberror.HasCode(err, bloberror.BlobNotFound) || statusOf(err) == 404:
-			// Not a blob (a HEAD has no error code, so a missing container
-			// looks the same): the listing tells which.
-		default:
-			return nil, c.describe(err, "read", loc.String())
 		}
+		// Not a blob (a HEAD has no error code, so a missing container
+		// looks the same): the listing tells which.
 	}
 	blobs, err := c.list(ctx, loc)
 	if err != nil {
@@ -77,15 +73,17 @@ type listed struct {
 func (c *client) list(ctx context.Context, loc location) ([]listed, error) {
 	prefix := loc.folderPrefix()
 	opts := &container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{Metadata: true}}
+	if c.pageSize > 0 {
+		opts.MaxResults = &c.pageSize
+	}
 	if prefix != "" {
 		opts.Prefix = &prefix
 	}
-	pager := c.planner.NewListBlobsFlatPager(opts)
 	var out []listed
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
+	for {
+		page, err := c.listPage(ctx, loc, opts)
 		if err != nil {
-			return nil, c.describe(err, "list", loc.String())
+			return nil, err
 		}
 		for _, it := range page.Segment.BlobItems {
 			name := deref(it.Name)
@@ -105,9 +103,48 @@ func (c *client) list(ctx context.Context, loc location) ([]listed, error) {
 			}
 			out = append(out, listed{blobInfo: b, rel: rel})
 		}
+		if deref(page.NextMarker) == "" {
+			break
+		}
+		opts.Marker = page.NextMarker
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
 	return out, checkCollisions(loc, out)
+}
+
+// properties reads the blob loc names under the run's retry policy; found
+// is false when there is no such blob.
+func (c *client) properties(ctx context.Context, loc location) (b blobInfo, found bool, err error) {
+	err = c.set.Retry(ctx, "properties of "+loc.String(), func(ctx context.Context) error {
+		props, err := c.blobs.NewBlobClient(loc.Blob).GetProperties(ctx, nil)
+		switch {
+		case bloberror.HasCode(err, bloberror.BlobNotFound) || statusOf(err) == http.StatusNotFound:
+			found = false
+			return nil
+		case err != nil:
+			return c.describe(err, "read", loc.String())
+		}
+		found = true
+		b = blobInfo{name: loc.Blob, size: deref(props.ContentLength), md5: props.ContentMD5, modTime: deref(props.LastModified)}
+		if props.ETag != nil {
+			b.etag = string(*props.ETag)
+		}
+		return nil
+	})
+	return b, found, err
+}
+
+// listPage reads one listing page (from opts.Marker) under the run's retry
+// policy. Each attempt is a fresh one-page pager: the SDK's pager stops
+// for good at its first error.
+func (c *client) listPage(ctx context.Context, loc location, opts *container.ListBlobsFlatOptions) (container.ListBlobsFlatResponse, error) {
+	var page container.ListBlobsFlatResponse
+	err := c.set.Retry(ctx, "listing of "+loc.String(), func(ctx context.Context) error {
+		var err error
+		page, err = c.blobs.NewListBlobsFlatPager(opts).NextPage(ctx)
+		return c.describe(err, "list", loc.String())
+	})
+	return page, err
 }
 
 func isFolderMarker(md map[string]*string) bool {

@@ -24,11 +24,11 @@ import (
 
 // Provider handles Azure Blob URIs.
 type Provider struct {
-	getenv      func(string) string
-	httpClient  *http.Client
-	concurrency int
-	limiter     *httpx.Limiter
-	log         *zap.Logger
+	set        provider.Settings
+	getenv     func(string) string
+	httpClient *http.Client
+	limiter    *httpx.Limiter
+	pageSize   int32 // blobs per listing page; 0: the service's default (tests page through small folders)
 }
 
 var _ provider.Planner = (*Provider)(nil)
@@ -47,7 +47,8 @@ func WithGetenv(getenv func(string) string) Option {
 }
 
 // WithHTTPClient sets the HTTP client every request goes through. Default:
-// an HTTP/1.1 client whose connection pool matches the concurrency.
+// an HTTP/1.1 client whose connection pool matches the settings'
+// concurrency.
 func WithHTTPClient(c *http.Client) Option {
 	return func(p *Provider) {
 		if c != nil {
@@ -60,28 +61,11 @@ func WithHTTPClient(c *http.Client) Option {
 // providers' transports (default client only).
 func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
 
-// WithConcurrency sizes the default HTTP client's connection pool (the
-// engine's bound on requests in flight).
-func WithConcurrency(n int) Option {
-	return func(p *Provider) {
-		if n > 0 {
-			p.concurrency = n
-		}
-	}
-}
-
-// WithLogger sets the logger for planning messages.
-func WithLogger(l *zap.Logger) Option {
-	return func(p *Provider) {
-		if l != nil {
-			p.log = l
-		}
-	}
-}
-
-// New returns an Azure Blob provider.
-func New(opts ...Option) *Provider {
-	p := &Provider{getenv: os.Getenv, concurrency: engine.DefaultConcurrency, log: zap.NewNop()}
+// New returns an Azure Blob provider planning with set: its logger, its
+// connection pool size and its retry policy for listing and property
+// requests.
+func New(set provider.Settings, opts ...Option) *Provider {
+	p := &Provider{set: set, getenv: os.Getenv}
 	for _, o := range opts {
 		o(p)
 	}
@@ -113,7 +97,7 @@ func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 	for _, f := range files {
 		total += f.Size
 	}
-	p.log.Info("azure blob plan",
+	p.set.Logger().Info("azure blob plan",
 		zap.String("source", loc.String()),
 		zap.String("endpoint", c.where),
 		zap.String("credentials", c.auth.source),

@@ -40,7 +40,7 @@ func TestSASFromURIOrAccessKey(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			env := append([]string{"AZURE_STORAGE_CONNECTION_STRING=" + a.ConnectionString("")}, p.env...)
-			plan, err := New(WithGetenv(envOf(env...))).Plan(context.Background(), p.uri)
+			plan, err := New(planSettings(), WithGetenv(envOf(env...))).Plan(context.Background(), p.uri)
 			require.NoError(t, err)
 			require.Equal(t, []string{"w.bin"}, paths(plan))
 			assert.NotContains(t, plan.Source+plan.Files[0].Identity, "sig=")

@@ -13,5 +13,5 @@ func (p *Provider) client() (*http.Client, error) {
 	if p.httpClient != nil {
 		return p.httpClient, nil
 	}
-	return httpx.NewClient(httpx.Options{Conns: p.concurrency, Limiter: p.limiter})
+	return httpx.NewClient(httpx.Options{Conns: p.set.Conns(), Limiter: p.limiter})
 }

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/storage-initializer/storage-initializer/pkg/engine"
 )
 
 // The GCS JSON API, the three requests planning and reading need: object
@@ -113,35 +114,19 @@ func (c *client) objectURL(bucket, name string) string {
 	return c.where + "b/" + url.PathEscape(bucket) + "/o/" + url.PathEscape(name)
 }
 
-// metadataTimeout bounds one planning request, body included.
-const metadataTimeout = 60 * time.Second
-
-// getJSON GETs a metadata URL into v, retrying transient failures (5xx,
-// 429, resets) up to planningAttempts times with jittered backoff.
-func (c *client) getJSON(ctx context.Context, u string, v any) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = c.getJSONOnce(ctx, u, v)
-		s := statusOf(err)
-		transient := err != nil && ctx.Err() == nil && !isTokenError(err) && (s == 0 || s == 408 || s == 429 || s >= 500)
-		if !transient || attempt >= planningAttempts {
-			return err
-		}
-		d := time.Duration(rand.Int64N(int64(200*time.Millisecond) << attempt))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
-	}
+// getJSON GETs a metadata URL into v under the run's retry policy
+// (--max-attempts, backoff, Retry-After, --read-timeout per attempt); each
+// failed attempt is described, so what retrying cannot help ends at once.
+func (c *client) getJSON(ctx context.Context, what, u string, v any, describe func(error) error) error {
+	return c.set.Retry(ctx, what, func(ctx context.Context) error {
+		return describe(c.getJSONOnce(ctx, u, v))
+	})
 }
 
 func (c *client) getJSONOnce(ctx context.Context, u string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return engine.Permanent(err)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -154,18 +139,22 @@ func (c *client) getJSONOnce(ctx context.Context, u string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// attrs reads one object's metadata.
-func (c *client) attrs(ctx context.Context, bucket, name string) (*objectAttrs, error) {
+// attrs reads the metadata of the object loc names.
+func (c *client) attrs(ctx context.Context, loc location) (*objectAttrs, error) {
 	var o objectJSON
-	if err := c.getJSON(ctx, c.objectURL(bucket, name)+"?fields="+url.QueryEscape(objectFields), &o); err != nil {
+	describe := func(err error) error { return c.describe(err, "read", loc.String(), loc.Bucket) }
+	u := c.objectURL(loc.Bucket, loc.Object) + "?fields=" + url.QueryEscape(objectFields)
+	if err := c.getJSON(ctx, "metadata of "+loc.String(), u, &o, describe); err != nil {
 		return nil, err
 	}
 	return o.attrs()
 }
 
-// listAll returns every object whose name starts with prefix, page by page.
-func (c *client) listAll(ctx context.Context, bucket, prefix string) ([]*objectAttrs, error) {
+// listAll returns every object whose name starts with prefix in loc's
+// bucket, page by page.
+func (c *client) listAll(ctx context.Context, loc location, prefix string) ([]*objectAttrs, error) {
 	var out []*objectAttrs
+	describe := func(err error) error { return c.describe(err, "list", loc.String(), loc.Bucket) }
 	token := ""
 	for {
 		q := url.Values{"fields": {"items(" + objectFields + "),nextPageToken"}, "maxResults": {"1000"}}
@@ -179,7 +168,8 @@ func (c *client) listAll(ctx context.Context, bucket, prefix string) ([]*objectA
 			Items         []objectJSON `json:"items"`
 			NextPageToken string       `json:"nextPageToken"`
 		}
-		if err := c.getJSON(ctx, c.where+"b/"+url.PathEscape(bucket)+"/o?"+q.Encode(), &page); err != nil {
+		u := c.where + "b/" + url.PathEscape(loc.Bucket) + "/o?" + q.Encode()
+		if err := c.getJSON(ctx, "listing of "+loc.String(), u, &page, describe); err != nil {
 			return nil, err
 		}
 		for _, o := range page.Items {
@@ -216,9 +206,4 @@ func (c *client) media(ctx context.Context, bucket, name string, generation, off
 		return nil, errorOf(resp)
 	}
 	return resp, nil
-}
-
-func isTokenError(err error) bool {
-	var te *tokenError
-	return errors.As(err, &te)
 }

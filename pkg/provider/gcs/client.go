@@ -14,20 +14,18 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
-
-// planningAttempts bounds the retries of listing and metadata requests
-// (downloads are retried by the engine).
-const planningAttempts = 4
 
 // readOnlyScope is the OAuth scope for reading objects.
 const readOnlyScope = "https://www.googleapis.com/auth/devstorage.read_only"
 
 // client talks to one JSON API endpoint with one set of credentials.
 type client struct {
-	hc         *http.Client // adds the credentials, when there are any
-	where      string       // endpoint, e.g. https://storage.googleapis.com/storage/v1/, for requests, messages and identities
-	credSource string       // where the credentials came from, for messages
+	set        provider.Settings // the retry policy of metadata and listing requests
+	hc         *http.Client      // adds the credentials, when there are any
+	where      string            // endpoint, e.g. https://storage.googleapis.com/storage/v1/, for requests, messages and identities
+	credSource string            // where the credentials came from, for messages
 	anonymous  bool
 }
 
@@ -42,7 +40,7 @@ func (p *Provider) newClient(_ context.Context) (*client, error) {
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("gcs http client: %w", err))
 	}
-	c := &client{hc: hc, where: "https://storage.googleapis.com/storage/v1/"}
+	c := &client{set: p.set, hc: hc, where: "https://storage.googleapis.com/storage/v1/"}
 	if host := p.getenv("STORAGE_EMULATOR_HOST"); host != "" {
 		c.where = emulatorEndpoint(host)
 		c.credSource, c.anonymous = "none (STORAGE_EMULATOR_HOST)", true
@@ -54,7 +52,7 @@ func (p *Provider) newClient(_ context.Context) (*client, error) {
 	creds, source, err := p.detectCredentials(hc)
 	c.credSource = source
 	if err != nil {
-		p.log.Warn("no usable Google credentials; trying anonymous access", zap.String("reason", source))
+		p.set.Logger().Warn("no usable Google credentials; trying anonymous access", zap.String("reason", source))
 	}
 	if creds == nil {
 		c.anonymous = true

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,9 +12,10 @@ import (
 )
 
 // describe turns an error on uri into a one-line, actionable message and
-// marks it permanent when retrying cannot help; transient errors (5xx,
-// resets, timeouts) stay retryable. Credentials are named by where they came
-// from, never by content.
+// marks it permanent when retrying cannot help; transient errors (5xx, 408,
+// 429, resets, timeouts) stay retryable, with the server's Retry-After.
+// The apiError stays reachable (statusOf), so callers can still tell a
+// 404. Credentials are named by where they came from, never by content.
 func (c *client) describe(err error, op, uri, bucket string) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
@@ -28,9 +28,16 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 	if !errors.As(err, &ae) {
 		return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
 	}
-	status, hdr, msg := ae.Status, ae.Header, ae.Message
+	status, msg := ae.Status, ae.Message
 	perm := func(format string, args ...any) error {
-		return engine.Permanent(fmt.Errorf(format+" [HTTP %d]", append(args, status)...))
+		return engine.Permanent(&described{fmt.Sprintf(format+" [HTTP %d]", append(args, status)...), ae})
+	}
+	transient := func(format string, args ...any) error {
+		e := &described{fmt.Sprintf(format, args...), ae}
+		if d, ok := retryAfter(ae.Header); ok {
+			return engine.RetryAfter(e, d)
+		}
+		return e
 	}
 	switch {
 	case status == http.StatusNotFound && bucket != "" && strings.Contains(strings.ToLower(msg), "bucket"):
@@ -50,30 +57,26 @@ func (c *client) describe(err error, op, uri, bucket string) error {
 		return perm("%s %s: access denied at %s: give the account storage.objects.get and storage.objects.list on the bucket (credentials from %s)",
 			op, uri, c.where, c.credSource)
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		e := fmt.Errorf("%s %s at %s: throttled [HTTP %d]", op, uri, c.where, status)
-		if d, ok := retryAfter(hdr); ok {
-			return engine.RetryAfter(e, d)
-		}
-		return e
+		return transient("%s %s at %s: throttled [HTTP %d]", op, uri, c.where, status)
 	case status == http.StatusRequestTimeout || status >= 500:
-		return fmt.Errorf("%s %s at %s: server error [HTTP %d]: %s", op, uri, c.where, status, msg)
+		return transient("%s %s at %s: server error [HTTP %d]: %s", op, uri, c.where, status, msg)
 	case status >= 400:
 		return perm("%s %s: request rejected by %s: %s", op, uri, c.where, msg)
 	}
 	return fmt.Errorf("%s %s at %s: %w", op, uri, c.where, err)
 }
 
-// retryAfter parses a Retry-After header (seconds or an HTTP date).
+// described is an error's one-line message for users over the error
+// itself.
+type described struct {
+	msg   string
+	cause error
+}
+
+func (e *described) Error() string { return e.msg }
+func (e *described) Unwrap() error { return e.cause }
+
+// retryAfter reads a response's Retry-After (seconds or an HTTP-date).
 func retryAfter(h http.Header) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
+	return engine.ParseRetryAfter(h.Get("Retry-After"), time.Now())
 }

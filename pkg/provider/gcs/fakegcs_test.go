@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -36,9 +37,15 @@ func envOf(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// planSettings are the tests' planning settings: four connections and quick
+// retries that still honour a Retry-After of a second or two.
+func planSettings() engine.PlanSettings {
+	return engine.New(engine.WithConcurrency(4), engine.WithRetry(4, time.Millisecond, time.Second)).PlanSettings()
+}
+
 // emulated returns a provider pointed at the test's fake-gcs-server.
 func emulated(g testenv.GCSServer) *Provider {
-	return New(WithGetenv(envOf(g.Env()...)), WithConcurrency(4))
+	return New(planSettings(), WithGetenv(envOf(g.Env()...)))
 }
 
 // seedModel writes a folder and what must not be fetched with it.
@@ -261,7 +268,7 @@ func TestWrongCredentialsAreOneLineWithoutSecrets(t *testing.T) {
 
 	// The API endpoint is given explicitly: STORAGE_EMULATOR_HOST would turn
 	// authentication off.
-	p := New(WithGetenv(envOf("GOOGLE_APPLICATION_CREDENTIALS="+keyFile)), WithEndpoint(g.APIEndpoint()))
+	p := New(planSettings(), WithGetenv(envOf("GOOGLE_APPLICATION_CREDENTIALS="+keyFile)), WithEndpoint(g.APIEndpoint()))
 	_, err := p.Plan(context.Background(), "gs://"+bucket+"/model")
 	require.Error(t, err)
 	assert.True(t, engine.IsPermanent(err), "%v", err)
@@ -274,7 +281,7 @@ func TestWrongCredentialsAreOneLineWithoutSecrets(t *testing.T) {
 	// and says so.
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	require.NoError(t, os.WriteFile(bad, []byte(`{"type":"nonsense"}`), 0o600))
-	p = New(WithGetenv(envOf("GOOGLE_APPLICATION_CREDENTIALS="+bad)), WithEndpoint(g.APIEndpoint()))
+	p = New(planSettings(), WithGetenv(envOf("GOOGLE_APPLICATION_CREDENTIALS="+bad)), WithEndpoint(g.APIEndpoint()))
 	c, err := p.newClient(context.Background())
 	require.NoError(t, err)
 	assert.True(t, c.anonymous)

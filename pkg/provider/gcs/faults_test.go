@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,7 +21,7 @@ import (
 func faultLoader(t *testing.T, h http.HandlerFunc) *loader {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, err := New(WithGetenv(envOf("STORAGE_EMULATOR_HOST=" + strings.TrimPrefix(srv.URL, "http://")))).newClient(context.Background())
+	c, err := New(planSettings(), WithGetenv(envOf("STORAGE_EMULATOR_HOST="+strings.TrimPrefix(srv.URL, "http://")))).newClient(context.Background())
 	require.NoError(t, err)
 	return &loader{c: c, bucket: "b", name: "m/x", uri: "gs://b/m/x", generation: 5, size: 100}
 }
@@ -73,5 +74,49 @@ func TestPlanningRetriesServerErrorsABoundedNumberOfTimes(t *testing.T) {
 	_, err := l.c.plan(context.Background(), location{Bucket: "b", Object: "m"})
 	require.Error(t, err)
 	assert.False(t, engine.IsPermanent(err))
-	assert.Equal(t, int32(planningAttempts), calls.Load(), "one object lookup, retried up to the bound")
+	assert.Equal(t, int32(planSettings().MaxAttempts()), calls.Load(), "one object lookup, retried up to the bound")
+	assert.Contains(t, err.Error(), "server error [HTTP 502]")
+	assert.NotContains(t, err.Error(), "\n")
+}
+
+// Planning requests wait the Retry-After a throttling server asks for, in
+// either form (seconds, or an HTTP-date), under the run's one policy.
+func TestPlanningHonoursRetryAfter(t *testing.T) {
+	for name, header := range map[string]func() string{
+		"seconds":   func() string { return "1" },
+		"http-date": func() string { return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var calls atomic.Int32
+			l := faultLoader(t, func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					w.Header().Set("Retry-After", header())
+					w.WriteHeader(http.StatusTooManyRequests)
+					return
+				}
+				_, _ = io.WriteString(w, `{"name":"m","size":"3","generation":"9","crc32c":"AAAAAA=="}`)
+			})
+			start := time.Now()
+			files, err := l.c.plan(context.Background(), location{Bucket: "b", Object: "m"})
+			require.NoError(t, err)
+			require.Len(t, files, 1)
+			assert.Equal(t, int32(2), calls.Load())
+			// The policy's own backoff here is a millisecond or so; an
+			// HTTP-date has a resolution of a second.
+			assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "waited for Retry-After")
+		})
+	}
+}
+
+func TestPlanningDoesNotRetryWhatCannotSucceed(t *testing.T) {
+	var calls atomic.Int32
+	l := faultLoader(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"error":{"code":403,"message":"denied"}}`)
+	})
+	_, err := l.c.plan(context.Background(), location{Bucket: "b", Object: "m"})
+	require.Error(t, err)
+	assert.True(t, engine.IsPermanent(err))
+	assert.Equal(t, int32(1), calls.Load())
 }

@@ -23,7 +23,7 @@ func TestLoaderConformance(t *testing.T) {
 		name := fmt.Sprintf("conformance/%d.bin", n.Add(1))
 		g.Put(t, bucket, name, content)
 		proxy, url := loadertest.Front(t, g.Endpoint)
-		p := New(WithGetenv(envOf("STORAGE_EMULATOR_HOST=" + strings.TrimPrefix(url, "http://"))))
+		p := New(planSettings(), WithGetenv(envOf("STORAGE_EMULATOR_HOST="+strings.TrimPrefix(url, "http://"))))
 		plan, err := p.Plan(context.Background(), "gs://"+bucket+"/"+name)
 		require.NoError(t, err)
 		require.Len(t, plan.Files, 1)

@@ -17,7 +17,7 @@ import (
 // (never a string prefix) or, with no path, the whole bucket.
 func (c *client) plan(ctx context.Context, loc location) ([]engine.File, error) {
 	if loc.Object != "" && !strings.HasSuffix(loc.Object, "/") {
-		attrs, err := c.attrs(ctx, loc.Bucket, loc.Object)
+		attrs, err := c.attrs(ctx, loc)
 		switch {
 		case err == nil:
 			rel, err := engine.CleanRel(path.Base(loc.Object))
@@ -31,7 +31,7 @@ func (c *client) plan(ctx context.Context, loc location) ([]engine.File, error) 
 			// Not an object: try it as a folder, whose listing gives the
 			// precise error (a missing bucket) if there is one.
 		default:
-			return nil, c.describe(err, "read", loc.String(), loc.Bucket)
+			return nil, err
 		}
 	}
 	objs, err := c.list(ctx, loc)
@@ -59,12 +59,12 @@ type listed struct {
 // empty files (an empty __init__.py can matter to a model server).
 func (c *client) list(ctx context.Context, loc location) ([]listed, error) {
 	prefix := loc.folderPrefix()
-	all, err := c.listAll(ctx, loc.Bucket, prefix)
+	all, err := c.listAll(ctx, loc, prefix)
 	if statusOf(err) == http.StatusNotFound {
 		return nil, engine.Permanent(fmt.Errorf("bucket %s does not exist at %s", loc.Bucket, c.where))
 	}
 	if err != nil {
-		return nil, c.describe(err, "list", loc.String(), loc.Bucket)
+		return nil, err
 	}
 	var out []listed
 	for _, attrs := range all {

@@ -10,7 +10,7 @@ import (
 )
 
 func planClient(t *testing.T) *client {
-	p := New(WithGetenv(envOf("STORAGE_EMULATOR_HOST=127.0.0.1:1")))
+	p := New(planSettings(), WithGetenv(envOf("STORAGE_EMULATOR_HOST=127.0.0.1:1")))
 	c, err := p.newClient(t.Context())
 	require.NoError(t, err)
 	return c

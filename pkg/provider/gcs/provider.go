@@ -22,12 +22,11 @@ import (
 
 // Provider handles gs:// sources.
 type Provider struct {
-	getenv      func(string) string
-	httpClient  *http.Client
-	concurrency int
-	limiter     *httpx.Limiter
-	endpoint    string
-	log         *zap.Logger
+	set        provider.Settings
+	getenv     func(string) string
+	httpClient *http.Client
+	limiter    *httpx.Limiter
+	endpoint   string
 }
 
 var _ provider.Planner = (*Provider)(nil)
@@ -47,7 +46,7 @@ func WithGetenv(getenv func(string) string) Option {
 
 // WithHTTPClient sets the HTTP client every request goes through
 // (credentials are added on top of its transport). Default: an HTTP/1.1
-// client whose connection pool matches the concurrency.
+// client whose connection pool matches the settings' concurrency.
 func WithHTTPClient(c *http.Client) Option {
 	return func(p *Provider) {
 		if c != nil {
@@ -60,33 +59,16 @@ func WithHTTPClient(c *http.Client) Option {
 // providers' transports (default client only).
 func WithLimiter(l *httpx.Limiter) Option { return func(p *Provider) { p.limiter = l } }
 
-// WithConcurrency sizes the default HTTP client's connection pool (the
-// engine's bound on requests in flight).
-func WithConcurrency(n int) Option {
-	return func(p *Provider) {
-		if n > 0 {
-			p.concurrency = n
-		}
-	}
-}
-
 // WithEndpoint overrides the JSON API endpoint (e.g.
 // "http://127.0.0.1:4443/storage/v1/") while keeping authentication, unlike
 // STORAGE_EMULATOR_HOST, which turns it off.
 func WithEndpoint(url string) Option { return func(p *Provider) { p.endpoint = url } }
 
-// WithLogger sets the logger for planning messages.
-func WithLogger(l *zap.Logger) Option {
-	return func(p *Provider) {
-		if l != nil {
-			p.log = l
-		}
-	}
-}
-
-// New returns a gs:// provider.
-func New(opts ...Option) *Provider {
-	p := &Provider{getenv: os.Getenv, concurrency: engine.DefaultConcurrency, log: zap.NewNop()}
+// New returns a gs:// provider planning with set: its logger, its
+// connection pool size and its retry policy for metadata and listing
+// requests.
+func New(set provider.Settings, opts ...Option) *Provider {
+	p := &Provider{set: set, getenv: os.Getenv}
 	for _, o := range opts {
 		o(p)
 	}
@@ -121,7 +103,7 @@ func (p *Provider) logPlan(c *client, loc location, files []engine.File) {
 	for _, f := range files {
 		total += f.Size
 	}
-	p.log.Info("gcs plan",
+	p.set.Logger().Info("gcs plan",
 		zap.String("source", loc.String()),
 		zap.String("endpoint", c.where),
 		zap.String("credentials", c.credSource),
