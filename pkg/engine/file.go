@@ -67,12 +67,6 @@ func tmpBase(rel string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// cacheUse is a file's claim on a node-cache entry.
-type cacheUse struct {
-	key  string
-	lock *cacheLock
-}
-
 func (fr *fileRun) tmpName() string     { return path.Join(fr.tmpDir, fr.base+".part") }
 func (fr *fileRun) journalName() string { return path.Join(fr.tmpDir, fr.base+".journal") }
 
@@ -286,10 +280,8 @@ func (fr *fileRun) writeAt(p []byte, off int64) error {
 // file and journal for resume.
 func (fr *fileRun) close() {
 	fr.closeFiles()
-	if fr.cache != nil {
-		fr.cache.lock.unlock()
-		fr.cache.lock = nil
-	}
+	fr.cache.release()
+	fr.cache = nil
 }
 
 func (fr *fileRun) closeFiles() {
