@@ -251,14 +251,16 @@ func (c *Cache) materialize(dest *os.Root, fr *fileRun, k string, h *cacheHit) (
 		_ = dest.Remove(tmp)
 		return "", errEntryChanged
 	}
-	if how == "hardlink" && after.Ctim != h.st.Ctim {
-		// Our link moved the ctime: seal the inode again, or the next hit
-		// would hash it.
-		_ = c.writeSeal(k, h.seal.bound(&after))
-	}
 	if err := replace(dest, tmp, fr.rel); err != nil {
 		_ = dest.Remove(tmp)
 		return "", fmt.Errorf("commit %s: %w", fr.rel, err)
+	}
+	if how == "hardlink" {
+		// Our link and its rename moved the inode's ctime: seal it again,
+		// or the next hit would hash it.
+		if now, err := fstat(h.f); err == nil && now.Ino == h.st.Ino && now.Size == h.st.Size && now.Mtim == h.st.Mtim {
+			_ = c.writeSeal(k, h.seal.bound(&now))
+		}
 	}
 	return how, nil
 }

@@ -86,12 +86,23 @@ func (c *Cache) scan() (entries, temps, locks []cacheFile) {
 			temps = append(temps, cacheFile{name: path.Join("tmp", fi.Name()), key: k, size: usage(fi), used: fi.ModTime()})
 		}
 	}
-	for _, fi := range list("locks") {
-		if k, ok := strings.CutSuffix(fi.Name(), ".lock"); ok && isKey(k) {
+	return entries, temps, c.scanLocks()
+}
+
+func (c *Cache) scanLocks() []cacheFile {
+	d, err := c.root.Open("locks")
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	fis, _ := d.Readdir(-1)
+	var locks []cacheFile
+	for _, fi := range fis {
+		if k, ok := strings.CutSuffix(fi.Name(), ".lock"); ok && isKey(k) && fi.Mode().IsRegular() {
 			locks = append(locks, cacheFile{name: path.Join("locks", fi.Name()), key: k, size: usage(fi), used: fi.ModTime()})
 		}
 	}
-	return entries, temps, locks
+	return locks
 }
 
 // evict keeps the cache tidy and within its bound: temporary files nobody
@@ -155,7 +166,7 @@ func (c *Cache) evict(log *zap.Logger) {
 			kept[t.key] = true
 		}
 	}
-	for _, l := range locks {
+	for _, l := range c.scanLocks() { // again: removing orphans took locks
 		if kept[l.key] {
 			continue
 		}
