@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			log.Warn("node cache disabled; downloading directly", zap.String("error", err.Error()))
 		} else {
 			defer c.Close()
-			opts = append(opts, engine.WithCache(c))
+			opts = append(opts, engine.WithCache(c), engine.WithCacheWait(cfg.cacheWait))
 		}
 	}
 	eng := engine.New(opts...)
