@@ -866,7 +866,7 @@ func TestKillResumeOCILayers(t *testing.T) {
 			}
 			var kept int64
 			// The engine's unit state: one record per verified blob, its
-			// identity being the layer digest.
+			// identity ending with the layer digest (oci REPO@DIGEST).
 			marks, _ := filepath.Glob(filepath.Join(dest, ".storage-initializer", "unit-*", "blob-*.done"))
 			for _, mk := range marks {
 				var rec struct {
@@ -875,7 +875,7 @@ func TestKillResumeOCILayers(t *testing.T) {
 				b, err := os.ReadFile(mk)
 				require.NoError(t, err)
 				require.NoError(t, json.Unmarshal(b, &rec), "layer record %s", mk)
-				kept += sizeOf[rec.Identity]
+				kept += sizeOf[rec.Identity[strings.LastIndex(rec.Identity, "@")+1:]]
 			}
 			return kept
 		},
