@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -64,8 +65,10 @@ func OpenCache(dir string, maxBytes int64) (*Cache, error) {
 			return nil, fmt.Errorf("cache folder %s is not usable: %w", dir, err)
 		}
 	}
-	probe := path.Join("tmp", fmt.Sprintf(".probe-%d", os.Getpid()))
-	f, err := root.OpenFile(probe, os.O_CREATE|os.O_WRONLY, 0o600)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	probe := path.Join("tmp", fmt.Sprintf(".probe-%x", rnd)) // random: in containers every process may be PID 1
+	f, err := root.OpenFile(probe, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		root.Close()
 		return nil, fmt.Errorf("cache folder %s is not writable: %w", dir, err)

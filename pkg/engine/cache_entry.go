@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -106,8 +107,11 @@ func (c *Cache) readSeal(k string) (seal, bool) {
 // writeSeal stores s beside entry k, atomically (a name of its own in
 // tmp/, then a rename: readers never see half a seal).
 func (c *Cache) writeSeal(k string, s seal) error {
-	tmp := path.Join("tmp", fmt.Sprintf("%s.seal.%d", k, os.Getpid()))
-	f, err := c.root.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o444)
+	// A random name: in containers every process may be PID 1.
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := path.Join("tmp", fmt.Sprintf("%s.seal.%x", k, rnd))
+	f, err := c.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444)
 	if err != nil {
 		return fmt.Errorf("write cache seal: %w", err)
 	}
@@ -246,8 +250,14 @@ func (c *Cache) materialize(dest *os.Root, fr *fileRun, k string, h *cacheHit) (
 		}
 	}
 	after, err := fstat(h.f)
-	if err != nil || after.Ino != h.st.Ino || after.Size != h.st.Size || after.Mtim != h.st.Mtim ||
-		how != "hardlink" && after.Ctim != h.st.Ctim {
+	if err != nil || after.Ino != h.st.Ino || after.Size != h.st.Size || after.Mtim != h.st.Mtim {
+		_ = dest.Remove(tmp)
+		return "", errEntryChanged
+	}
+	if how != "hardlink" && after.Ctim != h.st.Ctim && !copyMatches(dest, tmp, fr.f.Size, h.seal.sha256) {
+		// Something changed the entry while it was copied (another
+		// process's hardlink does too): only a copy that matches the seal
+		// is committed.
 		_ = dest.Remove(tmp)
 		return "", errEntryChanged
 	}
@@ -263,6 +273,17 @@ func (c *Cache) materialize(dest *os.Root, fr *fileRun, k string, h *cacheHit) (
 		}
 	}
 	return how, nil
+}
+
+// copyMatches says the copy at tmp in dest has the sealed SHA-256.
+func copyMatches(dest *os.Root, tmp string, size int64, want string) bool {
+	f, err := dest.Open(tmp)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sum, err := sha256Of(context.Background(), f, size)
+	return err == nil && sum == want
 }
 
 // linkInto hardlinks the inode h has open (not a name, which may have been

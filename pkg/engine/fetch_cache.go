@@ -181,7 +181,15 @@ func (r *run) claimEntry(fr *fileRun, use *cacheUse, s *cacheSlot) (*cacheHit, e
 		}
 		return lk, nil
 	}
-	for range 20 {
+	for round := range 20 {
+		if round > 0 {
+			// Another process took the entry between our two locks.
+			select {
+			case <-time.After(time.Duration(round) * 10 * time.Millisecond):
+			case <-r.ctx.Done():
+				return nil, context.Cause(r.ctx)
+			}
+		}
 		lk, err := lock(lockShared)
 		if err != nil {
 			return nil, err
