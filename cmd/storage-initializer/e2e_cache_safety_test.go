@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,4 +260,73 @@ func TestE2ECacheHitNeedsThePodsOwnAccess(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dest, "w.bin"))
 		assert.ErrorIs(t, err, os.ErrNotExist, "%s: the cached object reached DEST", name)
 	}
+}
+
+// A process of another UID (what a tenant's container runs as; on a shared
+// node it does not even get the mount, see node-cache-policy.yaml) can
+// neither modify, replace, remove nor add an entry or its seal, and the
+// binary run as that UID treats the cache as unusable and downloads
+// directly.
+func TestE2ECacheAnotherUIDCannotModifyEntries(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as another UID")
+	}
+	body := s3e2eRandom(1<<20, 96)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		http.ServeContent(w, r, "w.bin", time.Unix(1_700_000_000, 0), bytes.NewReader(body))
+	}))
+	t.Cleanup(srv.Close)
+	base, err := os.MkdirTemp("/var/tmp", "si-uid-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	require.NoError(t, os.Chmod(base, 0o755))
+	cacheDir := filepath.Join(base, "cache")
+	env := []string{"STORAGE_CACHE_DIR=" + cacheDir}
+	stderr, code := runSIWithin(t, time.Minute, env, srv.URL+"/w.bin", filepath.Join(base, "first"))
+	require.Equal(t, 0, code, stderr)
+	entry := findEntry(t, cacheDir, len(body))
+
+	const tenant = 4243
+	asTenant := func(script string) error {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "E=" + entry, "D=" + filepath.Dir(entry)}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: tenant, Gid: tenant}}
+		return cmd.Run()
+	}
+	require.NoError(t, asTenant(`cat "$E" >/dev/null`), "the harness can run a process as UID %d", tenant)
+	for what, script := range map[string]string{
+		"write the entry":        `printf evil | dd of="$E" conv=notrunc 2>/dev/null`,
+		"truncate the entry":     `: > "$E"`,
+		"chmod the entry":        `chmod 0666 "$E"`,
+		"remove the entry":       `rm -f "$E" && test ! -e "$E"`,
+		"rename over the entry":  `printf evil > /tmp/si-evil-$$ && mv -f /tmp/si-evil-$$ "$E"`,
+		"rewrite the seal":       `printf 'v1 sha256=00 size=1' > "$E.seal"`,
+		"plant a new entry":      `printf evil > "$D/0000000000000000000000000000000000000000000000000000000000000000"`,
+		"plant a temporary file": `printf evil > "$D/../../tmp/x.part"`,
+	} {
+		assert.Error(t, asTenant(script), "UID %d could %s", tenant, what)
+	}
+	got, err := os.ReadFile(entry)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(body, got), "the entry is unchanged")
+
+	// The binary as that UID: the cache is not writable for it, so it
+	// downloads directly (and correctly).
+	dest := filepath.Join(base, "tenant-dest")
+	require.NoError(t, os.MkdirAll(dest, 0o755))
+	require.NoError(t, os.Chown(dest, tenant, tenant))
+	bin := filepath.Join(base, "storage-initializer") // the test binary's folder is private
+	b, err := os.ReadFile(siBinary(t))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, b, 0o755))
+	cmd := exec.Command(bin, srv.URL+"/w.bin", dest)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dest}, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: tenant, Gid: tenant}}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "node cache disabled")
+	got, err = os.ReadFile(filepath.Join(dest, "w.bin"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(body, got))
 }
