@@ -125,7 +125,9 @@ func (r *run) viaCache(fr *fileRun, s *cacheSlot) {
 			r.e.log.Warn("node cache lock failed; downloading directly", zap.String("path", fr.rel), zap.String("error", err.Error()))
 		}
 		r.leaveCache(fr)
-		r.begin(fr)
+		if s.take() { // let go while waiting
+			r.begin(fr)
+		}
 		return
 	}
 	if hit != nil {
