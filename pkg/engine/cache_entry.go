@@ -400,6 +400,10 @@ func (c *Cache) insert(ctx context.Context, fr *fileRun, k string) (*cacheHit, e
 			f.Close()
 		}
 	}()
+	sum, err := fr.sealDigest(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("cache insert: %w", err)
+	}
 	// Entries are read-only: DEST hardlinks share their inode.
 	if err := fr.seal(fileMode(fr.f.Mode) &^ 0o222); err != nil {
 		return nil, err
@@ -407,18 +411,8 @@ func (c *Cache) insert(ctx context.Context, fr *fileRun, k string) (*cacheHit, e
 	if err := c.root.Rename(fr.tmpName(), entryName(k)); err != nil {
 		return nil, fmt.Errorf("cache insert: %w", err)
 	}
-	before, err := fstat(f)
-	if err != nil {
-		return nil, fmt.Errorf("cache insert: %w", err)
-	}
-	var sum string
-	if w := fr.chk.want; w != nil && w.Algorithm == checksum.SHA256 && !w.Composite {
-		sum = hex.EncodeToString(w.Sum)
-	} else if sum, err = sha256Of(ctx, f, fr.f.Size); err != nil {
-		return nil, fmt.Errorf("cache insert: %w", err)
-	}
 	after, err := fstat(f)
-	if err != nil || after.Ctim != before.Ctim || after.Size != fr.f.Size {
+	if err != nil || after.Size != fr.f.Size {
 		return nil, fmt.Errorf("cache insert: %w", errEntryChanged)
 	}
 	s := seal{sha256: sum}.bound(&after)
@@ -428,6 +422,27 @@ func (c *Cache) insert(ctx context.Context, fr *fileRun, k string) (*cacheHit, e
 	c.touch(k)
 	ok = true
 	return &cacheHit{f: f, st: after, seal: s}, nil
+}
+
+// sealedBySource says the source's own checksum is the SHA-256 an entry
+// is sealed with.
+func (fr *fileRun) sealedBySource() bool {
+	w := fr.chk.want
+	return w != nil && w.Algorithm == checksum.SHA256 && !w.Composite
+}
+
+// sealDigest is the SHA-256 of the verified download f: the source's own,
+// else the one computed as the download went (sealHash), else computed now.
+func (fr *fileRun) sealDigest(ctx context.Context, f *os.File) (string, error) {
+	if fr.sealedBySource() {
+		return hex.EncodeToString(fr.chk.want.Sum), nil
+	}
+	if fr.sealHash != nil {
+		if sums, err := fr.sealHash.result(); err == nil && len(sums) == 1 {
+			return hex.EncodeToString(sums[0]), nil
+		}
+	}
+	return sha256Of(ctx, f, fr.f.Size)
 }
 
 func dupFile(f *os.File) (*os.File, error) {

@@ -46,7 +46,10 @@ type fileRun struct {
 	writeMu sync.Mutex // see writeAt
 	jr      *journal
 	hasher  *seqHasher
-	fetched atomic.Int64
+	// sealHash computes, as the download goes, the SHA-256 a cache entry
+	// is sealed with when the source's own checksum is not one.
+	sealHash *seqHasher
+	fetched  atomic.Int64
 
 	mu        sync.Mutex
 	done      []bool
@@ -200,6 +203,10 @@ func (fr *fileRun) open() ([]int, error) {
 		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, tmp, fr.bounds())
 		fr.hasher.advance(fr.readyBytes())
 	}
+	if fr.cache != nil && !fr.sealedBySource() {
+		fr.sealHash = newSeqHasher(checksum.SHA256, tmp, []int64{fr.f.Size})
+		fr.sealHash.advance(fr.readyBytes())
+	}
 	ok = true
 	return missing, nil
 }
@@ -256,10 +263,13 @@ func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
 	}
 	// The hasher is read under the lock too: a refetch after a mismatch
 	// replaces it while a slower worker may still be leaving here.
-	ready, complete, h := fr.readyBytes(), fr.remaining == 0, fr.hasher
+	ready, complete, h, sh := fr.readyBytes(), fr.remaining == 0, fr.hasher, fr.sealHash
 	fr.mu.Unlock()
 	if h != nil {
 		h.advance(ready)
+	}
+	if sh != nil {
+		sh.advance(ready)
 	}
 	return complete, nil
 }
@@ -287,6 +297,10 @@ func (fr *fileRun) close() {
 func (fr *fileRun) closeFiles() {
 	if fr.hasher != nil {
 		fr.hasher.stop()
+	}
+	if fr.sealHash != nil {
+		fr.sealHash.stop()
+		fr.sealHash = nil
 	}
 	if fr.tmp != nil {
 		fr.tmp.Close()
