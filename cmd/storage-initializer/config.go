@@ -51,6 +51,7 @@ type config struct {
 	// node cache
 	cacheDir      string
 	cacheMaxBytes int64
+	cacheWait     time.Duration
 
 	// verificationDigest pins the single file or archive SRC names
 	// (KServe's VERIFICATION_DIGEST); nil: not set.
@@ -86,6 +87,7 @@ var flagEnv = []envFlag{
 	{"cache-dir", "STORAGE_CACHE_DIR"},
 	{"cache-max-bytes", "STORAGE_CACHE_MAX_BYTES"},
 	{"verification-digest", "VERIFICATION_DIGEST"},
+	{"cache-wait", "STORAGE_CACHE_WAIT"},
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
@@ -117,6 +119,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringSliceVar(&cfg.registryMirrors, "registry-mirror", nil, "pull OCI images through this mirror (host[:port], every registry) or REGISTRY=MIRROR; repeatable; falls back to the registry when the mirror fails")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "node-local cache folder shared by pods (hostPath); empty: no cache")
 	fs.StringVar(&cacheMax, "cache-max-bytes", "0", "bound on the cache size, e.g. 200GiB (least recently used entries are evicted); 0: no bound")
+	fs.DurationVar(&cfg.cacheWait, "cache-wait", engine.DefaultCacheWait, "how long to wait for another process filling the same cache entry while it makes no progress; then download directly")
 	fs.StringVar(&extractMax, "max-extract-bytes", "1TiB", "cap on the bytes unpacked from the tar layers of one OCI image or artifact (tar bombs)")
 	fs.Int64Var(&cfg.maxExtractEntries, "max-extract-entries", 1_000_000, "cap on the entries unpacked from one OCI image or artifact")
 	fs.StringVar(&digest, "verification-digest", "", "sha256:HEX the single file or archive SRC names must have (KServe's verification-digest annotation); checked before it gets its final name, even with --verify=size")

@@ -719,7 +719,7 @@ func TestKillResumeOCILayers(t *testing.T) {
 			}
 			var kept int64
 			// The engine's unit state: one record per verified blob, its
-			// identity being the layer digest.
+			// identity ending with the layer digest (oci REPO@DIGEST).
 			marks, _ := filepath.Glob(filepath.Join(dest, ".storage-initializer", "unit-*", "blob-*.done"))
 			for _, mk := range marks {
 				var rec struct {
@@ -728,7 +728,7 @@ func TestKillResumeOCILayers(t *testing.T) {
 				b, err := os.ReadFile(mk)
 				require.NoError(t, err)
 				require.NoError(t, json.Unmarshal(b, &rec), "layer record %s", mk)
-				kept += sizeOf[rec.Identity]
+				kept += sizeOf[rec.Identity[strings.LastIndex(rec.Identity, "@")+1:]]
 			}
 			return kept
 		},

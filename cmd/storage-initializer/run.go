@@ -46,6 +46,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stdout, "storage-initializer", version)
 		return exitOK
 	}
+	if err := checkCacheApart(cfg); err != nil {
+		fmt.Fprintf(stderr, "storage-initializer: %v\n", err)
+		writeTerminationLog(cfg.terminationLog, err.Error())
+		return exitUsage
+	}
 	// Log lines go through a sink the progress bar can take over, so they
 	// print above the bar instead of through it.
 	sink := progress.NewSink(stderr)
@@ -77,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			log.Warn("node cache disabled; downloading directly", zap.String("error", err.Error()))
 		} else {
 			defer c.Close()
-			opts = append(opts, engine.WithCache(c))
+			opts = append(opts, engine.WithCache(c), engine.WithCacheWait(cfg.cacheWait))
 		}
 	}
 	eng := engine.New(opts...)

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -87,7 +86,7 @@ func TestCacheTamperedEntryIsDetectedAndReplaced(t *testing.T) {
 	// Poison the entry in place (same size).
 	var entry string
 	require.NoError(t, filepath.WalkDir(filepath.Join(dir, "entries"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".used") {
+		if err == nil && !d.IsDir() && isKey(d.Name()) {
 			entry = p
 		}
 		return err
@@ -126,7 +125,7 @@ func TestCacheOnAnotherFilesystemFallsBackToCopy(t *testing.T) {
 
 func TestCacheEvictsLeastRecentlyUsedWithinBound(t *testing.T) {
 	dir := t.TempDir()
-	cache := openTestCache(t, dir, 2<<20) // room for two 1 MiB entries
+	cache := openTestCache(t, dir, 2<<20+64<<10) // room for two 1 MiB entries with their seals and locks
 	var files []File
 	for i := range 4 {
 		data := randBytes(uint64(30+i), 1<<20)
@@ -140,7 +139,7 @@ func TestCacheEvictsLeastRecentlyUsedWithinBound(t *testing.T) {
 	var total int64
 	var n int
 	require.NoError(t, filepath.WalkDir(filepath.Join(dir, "entries"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".used") {
+		if err == nil && !d.IsDir() && isKey(d.Name()) {
 			fi, _ := d.Info()
 			total += fi.Size()
 			n++

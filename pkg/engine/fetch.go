@@ -28,23 +28,23 @@ type run struct {
 	drained   chan struct{} // closed when the producer is done and pending is 0
 	produced  bool
 
+	cacheSlots chan struct{} // see cacheSlot
+
 	mu     sync.Mutex
 	open   map[*fileRun]struct{}
 	report Report
 	bg     sync.WaitGroup // finalizers and re-queues
 }
 
-// job is one unit of work for a worker: a chunk to fetch, an existing file
-// to verify (jobVerify), or a file to look up in the node cache (jobCache).
+// job is one unit of work for a worker: a chunk to fetch, or an existing
+// file to verify (jobVerify). Node-cache lookups never run in a worker
+// (fetch_cache.go): a worker never waits on a cache lock.
 type job struct {
 	fr    *fileRun
 	chunk int
 }
 
-const (
-	jobVerify = -1
-	jobCache  = -2
-)
+const jobVerify = -1
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
@@ -63,7 +63,7 @@ func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &run{e: e, ctx: ctx, cancel: cancel, root: root, jobs: make(chan job),
-		drained: make(chan struct{}), open: map[*fileRun]struct{}{}}
+		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency)}
 
 	var workers sync.WaitGroup
 	for range min(e.concurrency, len(runs)*maxChunks(runs)) {
@@ -231,11 +231,10 @@ func (r *run) startFile(fr *fileRun) {
 }
 
 // fetch gets a file that is not in DEST: through the node cache when there
-// is one (the lookup may wait on another process, so it runs in a worker),
-// else directly.
+// is one (fetchCached), else directly.
 func (r *run) fetch(fr *fileRun) {
 	if r.e.cache != nil && cacheable(fr) && !fr.inBody {
-		r.send(job{fr: fr, chunk: jobCache})
+		r.fetchCached(fr)
 		return
 	}
 	r.begin(fr)
@@ -277,12 +276,8 @@ func (r *run) work() {
 		case <-r.ctx.Done():
 			return
 		case j := <-r.jobs:
-			switch j.chunk {
-			case jobVerify:
+			if j.chunk == jobVerify {
 				r.checkExisting(j.fr)
-				continue
-			case jobCache:
-				r.viaCache(j.fr)
 				continue
 			}
 			if err := r.fetchChunk(j.fr, j.chunk); err != nil {
@@ -446,7 +441,10 @@ func (r *run) finalize(fr *fileRun) {
 		if fr.resumed {
 			res.Cache = "partial"
 		}
-		err = r.commitViaCache(fr)
+		if err = r.commitViaCache(fr); err != nil && r.ctx.Err() == nil {
+			r.redirect(fr, err)
+			return
+		}
 	} else {
 		err = fr.commit(r.root)
 	}

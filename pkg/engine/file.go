@@ -46,7 +46,10 @@ type fileRun struct {
 	writeMu sync.Mutex // see writeAt
 	jr      *journal
 	hasher  *seqHasher
-	fetched atomic.Int64
+	// sealHash computes, as the download goes, the SHA-256 a cache entry
+	// is sealed with when the source's own checksum is not one.
+	sealHash *seqHasher
+	fetched  atomic.Int64
 
 	mu        sync.Mutex
 	done      []bool
@@ -65,12 +68,6 @@ func newFileRun(f File, rel string, chk check, chunkSize int64) *fileRun {
 func tmpBase(rel string) string {
 	sum := sha256.Sum256([]byte(rel))
 	return hex.EncodeToString(sum[:16])
-}
-
-// cacheUse is a file's claim on a node-cache entry.
-type cacheUse struct {
-	key  string
-	lock *cacheLock
 }
 
 func (fr *fileRun) tmpName() string     { return path.Join(fr.tmpDir, fr.base+".part") }
@@ -217,6 +214,10 @@ func (fr *fileRun) open() ([]int, error) {
 		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, tmp, fr.bounds())
 		fr.hasher.advance(fr.readyBytes())
 	}
+	if fr.cache != nil && !fr.sealedBySource() {
+		fr.sealHash = newSeqHasher(checksum.SHA256, tmp, []int64{fr.f.Size})
+		fr.sealHash.advance(fr.readyBytes())
+	}
 	ok = true
 	return missing, nil
 }
@@ -273,10 +274,13 @@ func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
 	}
 	// The hasher is read under the lock too: a refetch after a mismatch
 	// replaces it while a slower worker may still be leaving here.
-	ready, complete, h := fr.readyBytes(), fr.remaining == 0, fr.hasher
+	ready, complete, h, sh := fr.readyBytes(), fr.remaining == 0, fr.hasher, fr.sealHash
 	fr.mu.Unlock()
 	if h != nil {
 		h.advance(ready)
+	}
+	if sh != nil {
+		sh.advance(ready)
 	}
 	return complete, nil
 }
@@ -297,15 +301,17 @@ func (fr *fileRun) writeAt(p []byte, off int64) error {
 // file and journal for resume.
 func (fr *fileRun) close() {
 	fr.closeFiles()
-	if fr.cache != nil {
-		fr.cache.lock.unlock()
-		fr.cache.lock = nil
-	}
+	fr.cache.release()
+	fr.cache = nil
 }
 
 func (fr *fileRun) closeFiles() {
 	if fr.hasher != nil {
 		fr.hasher.stop()
+	}
+	if fr.sealHash != nil {
+		fr.sealHash.stop()
+		fr.sealHash = nil
 	}
 	if fr.tmp != nil {
 		fr.tmp.Close()

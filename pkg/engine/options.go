@@ -34,6 +34,7 @@ type Engine struct {
 	observer    Observer
 	filter      func(rel string) bool
 	cache       *Cache
+	cacheWait   time.Duration // see WithCacheWait
 	dryRun      bool
 	bound       requestBound
 	blobJobs    int   // blobs of one unit unpacked at once

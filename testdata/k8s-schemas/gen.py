@@ -26,6 +26,8 @@ instead of being silently dropped by the API server.
   Secret, ServiceAccount   Kubernetes core/v1, complete.
   DaemonSet                apps/v1, the pod fields config/ uses in full, the
                            rest by type.
+  ValidatingAdmissionPolicy, admissionregistration.k8s.io/v1 (Kubernetes >= 1.30),
+  ...PolicyBinding         complete (k8s.io/api/admissionregistration/v1).
 
 Run it after editing: python3 testdata/k8s-schemas/gen.py
 """
@@ -250,6 +252,44 @@ SCHEMAS.update({
         }, ["storageLimit", "persistentVolumeSpec", "persistentVolumeClaimSpec"]),
         "status": OBJ,
     }, ["spec"]),
+})
+
+RESOURCE_RULE = obj({
+    "apiGroups": strs(), "apiVersions": strs(),
+    "operations": arr({"type": "string", "enum": ["*", "CREATE", "UPDATE", "DELETE", "CONNECT"]}),
+    "resources": strs(), "resourceNames": strs(),
+    "scope": {"type": "string", "enum": ["*", "Cluster", "Namespaced"]},
+})
+MATCH_RESOURCES = obj({
+    "namespaceSelector": LABEL_SELECTOR, "objectSelector": LABEL_SELECTOR,
+    "resourceRules": arr(RESOURCE_RULE), "excludeResourceRules": arr(RESOURCE_RULE),
+    "matchPolicy": {"type": "string", "enum": ["Exact", "Equivalent"]},
+})
+SCHEMAS.update({
+    "admissionregistration.k8s.io/validatingadmissionpolicy_v1.json": kind(
+        "admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", {
+            "spec": obj({
+                "paramKind": obj({"apiVersion": STR, "kind": STR}),
+                "matchConstraints": MATCH_RESOURCES,
+                "validations": arr(obj({"expression": STR, "message": STR, "messageExpression": STR,
+                                        "reason": STR}, ["expression"])),
+                "failurePolicy": {"type": "string", "enum": ["Ignore", "Fail"]},
+                "auditAnnotations": arr(obj({"key": STR, "valueExpression": STR}, ["key", "valueExpression"])),
+                "matchConditions": arr(obj({"name": STR, "expression": STR}, ["name", "expression"])),
+                "variables": arr(obj({"name": STR, "expression": STR}, ["name", "expression"])),
+            }),
+            "status": OBJ,
+        }, ["spec"]),
+    "admissionregistration.k8s.io/validatingadmissionpolicybinding_v1.json": kind(
+        "admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", {
+            "spec": obj({
+                "policyName": STR,
+                "paramRef": obj({"name": STR, "namespace": STR, "selector": LABEL_SELECTOR,
+                                 "parameterNotFoundAction": {"type": "string", "enum": ["Allow", "Deny"]}}),
+                "matchResources": MATCH_RESOURCES,
+                "validationActions": arr({"type": "string", "enum": ["Deny", "Warn", "Audit"]}),
+            }),
+        }, ["spec"]),
 })
 
 for name, schema in SCHEMAS.items():

@@ -24,8 +24,16 @@ func (p *Provider) engineFile(c *repoClient, l Layer) (engine.File, error) {
 		Mode:     l.Mode,
 		ModTime:  l.ModTime,
 		Expect:   []checksum.Value{sum},
-		Identity: l.Digest,
+		Identity: blobIdentity(c, l.Digest),
 		Source:   c.loader(l.Digest, p.log),
 		Origin:   fmt.Sprintf("layer %d (%s, file %s)", l.Index, l.Digest, l.Path),
 	}, nil
+}
+
+// blobIdentity names a blob by the registry and repository it is read from
+// with its digest: node-cache entries are never shared across repositories
+// (the kubelet's IfNotPresent problem), so an entry is only ever served to a
+// pod that resolved a manifest of that repository with its own credentials.
+func blobIdentity(c *repoClient, digest string) string {
+	return "oci " + c.repo.Name() + "@" + digest
 }

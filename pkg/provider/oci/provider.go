@@ -70,6 +70,12 @@ func (p *Provider) Plan(ctx context.Context, src string) (*engine.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.set.Caching && !p.set.DryRun {
+		if err := p.checkBlobs(ctx, c, plan.Layers); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
 	out := &engine.Plan{Source: plan.Ref, Resolved: plan.Digest, Close: c.close}
 	var tars []Layer
 	for _, l := range plan.Layers {

@@ -47,7 +47,7 @@ func (p *Provider) imageUnit(c *repoClient, plan *Plan, layers []Layer) (engine.
 				Path:     fmt.Sprintf("layer %d (%s)", l.Index, l.Digest),
 				Size:     l.Size,
 				Expect:   []checksum.Value{want},
-				Identity: l.Digest, // keys the node cache like the kubelet keeps layers
+				Identity: blobIdentity(c, l.Digest),
 				Source:   c.loader(l.Digest, p.log),
 			},
 			Note:   fmt.Sprintf("%s, extracted into %s", l.MediaType, where),

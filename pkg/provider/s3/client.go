@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -28,6 +29,9 @@ type client struct {
 	credSource string
 	anonymous  bool
 	region     string
+	// origin names where objects come from in file identities (and so in
+	// node-cache keys): endpoint scheme and host:port, addressing, region.
+	origin string
 }
 
 // WithLimiter bounds this provider's S3 requests in flight (listings,
@@ -106,7 +110,26 @@ func newClient(ctx context.Context, s settings, set provider.Settings, l *httpx.
 		o.BaseEndpoint = aws.String(s.Endpoint)
 		where = s.Endpoint
 	}
-	return &client{api: awss3.New(o), where: where, credSource: s.CredSource, anonymous: s.Anonymous, region: region}, nil
+	return &client{api: awss3.New(o), where: where, credSource: s.CredSource, anonymous: s.Anonymous, region: region,
+		origin: origin(s, region)}, nil
+}
+
+// origin is the endpoint of a client's objects: scheme and host:port of a
+// custom endpoint (AWS when none), path-style or virtual-host addressing,
+// acceleration, and the region.
+func origin(s settings, region string) string {
+	ep := "aws"
+	if s.Endpoint != "" {
+		ep = strings.ToLower(s.Endpoint) // scheme://host[:port], checked by resolveEndpoint
+	}
+	addr := "virtual"
+	switch {
+	case s.PathStyle:
+		addr = "path"
+	case s.Accelerate && s.Endpoint == "":
+		addr = "accelerate"
+	}
+	return fmt.Sprintf("endpoint=%s addressing=%s region=%s", ep, addr, region)
 }
 
 // httpOptions are the binary's HTTP rules (internal/httpx: proxies from

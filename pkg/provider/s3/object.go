@@ -45,9 +45,12 @@ func (o *objectRef) pin(h *awss3.HeadObjectOutput) {
 }
 
 // identity names the exact source version for the engine's resume journal
-// and node cache: location, ETag and version id.
-func (o objectRef) identity() string {
-	id := o.uri + " etag=" + o.etag
+// and node cache: the origin (endpoint, addressing, region; see
+// client.origin), location, ETag and version id. Two endpoints answering
+// with the same bucket, key and ETag are different origins: nothing fetched
+// from one is ever served from the node cache for the other.
+func (o objectRef) identity(origin string) string {
+	id := origin + " " + o.uri + " etag=" + o.etag
 	if o.versionID != "" {
 		id += " version=" + o.versionID
 	}

@@ -132,7 +132,7 @@ func (p *planner) fromListing(obj objectRef, o listed) (engine.File, bool) {
 		Path:            o.rel,
 		Size:            o.size,
 		ModTime:         o.modTime,
-		Identity:        obj.identity(),
+		Identity:        obj.identity(p.c.origin),
 		ChecksumsInBody: true,
 		Source:          &loader{c: p.c, obj: obj, size: o.size, sumsInBody: true},
 	}, true
@@ -178,7 +178,7 @@ func (p *planner) file(ctx context.Context, obj objectRef, rel string, h *awss3.
 		Size:     size,
 		ModTime:  aws.ToTime(h.LastModified),
 		Expect:   full,
-		Identity: obj.identity(),
+		Identity: obj.identity(p.c.origin),
 		Source:   &loader{c: p.c, obj: obj, size: size},
 	}
 	if comp != nil {
