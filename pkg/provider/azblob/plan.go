@@ -179,8 +179,9 @@ func checkCollisions(loc location, blobs []listed) error {
 }
 
 // file describes one blob version for the engine: its Content-MD5 when
-// the uploader set one (many blobs have none); every range is checked
-// with a transactional MD5 by the loader in any case.
+// the uploader set one (many blobs have none; the engine then verifies the
+// whole file, a mismatch refetching it); a blob without one has every
+// range checked with a transactional MD5 by the loader instead.
 func (c *client) file(b blobInfo, rel string) engine.File {
 	uri := c.where + "/" + b.name
 	f := engine.File{
@@ -192,6 +193,7 @@ func (c *client) file(b blobInfo, rel string) engine.File {
 	}
 	if len(b.md5) == 16 {
 		f.Expect = []checksum.Value{{Algorithm: checksum.MD5, Sum: b.md5}}
+		f.Source.(*loader).wholeChecked = true
 	}
 	return f
 }
