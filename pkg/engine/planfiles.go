@@ -1,0 +1,84 @@
+package engine
+
+// Planning a run of files: paths, verification and the disk pre-flight are
+// decided before a byte is fetched.
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/storage-initializer/storage-initializer/pkg/human"
+)
+
+// dryRunFiles lists the files Run would produce and how each would be
+// verified, touching nothing.
+func dryRunFiles(runs []*fileRun) *Report {
+	rep := &Report{}
+	for _, fr := range runs {
+		verified := fr.verified()
+		if fr.inBody {
+			verified = "checksum sent with the download"
+		}
+		rep.Files = append(rep.Files, FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusPlanned,
+			Verified: verified, Digest: digestOf(fr)})
+		rep.Bytes += max(fr.f.Size, 0)
+	}
+	return rep
+}
+
+// plan validates paths and picks each file's verification up front, so bad
+// input fails before a byte is fetched.
+func (e *Engine) plan(files []File) ([]*fileRun, error) {
+	seen := map[string]bool{}
+	var runs []*fileRun
+	for _, f := range files {
+		rel, err := CleanRel(f.Path)
+		if err != nil {
+			return nil, fmt.Errorf("refusing to write %q: %w", f.Path, err)
+		}
+		if !f.Unfiltered && !e.keep(rel) {
+			continue
+		}
+		if seen[rel] {
+			return nil, fmt.Errorf("two source files map to the same path %s", rel)
+		}
+		seen[rel] = true
+		if f.Size < 0 && !f.Stream || f.Size != 0 && f.Source == nil {
+			return nil, fmt.Errorf("internal: file %s has size %d and no source", rel, f.Size)
+		}
+		chk, err := chooseCheck(f, e.verify)
+		if err != nil && !f.ChecksumsInBody {
+			return nil, err
+		}
+		fr := newFileRun(f, rel, chk, e.chunkSize)
+		if f.ChecksumsInBody && len(f.Expect) == 0 && f.Size <= e.chunkSize && f.Size > 0 && e.verify != VerifySize {
+			fr.inBody = true
+		}
+		runs = append(runs, fr)
+	}
+	return runs, nil
+}
+
+// checkSpace fails at once when DEST's filesystem cannot hold what is left
+// to fetch, instead of failing halfway.
+func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra int64) error {
+	need := extra
+	for _, fr := range runs {
+		if fr.f.Size < 0 {
+			continue // a stream of unknown length: checked as it is written
+		}
+		if fi, err := root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+			continue // probably present; verified later
+		}
+		need += fr.f.Size
+		if fi, err := root.Stat(fr.tmpName()); err == nil {
+			need -= fi.Size() // already allocated by an earlier run
+		}
+	}
+	free, err := freeBytes(dest)
+	if err != nil || need <= free {
+		return nil
+	}
+	return fmt.Errorf("not enough space in %s: need %s more, %s available: free space or use a larger volume",
+		dest, human.Bytes(need), human.Bytes(free))
+}
