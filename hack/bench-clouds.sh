@@ -68,11 +68,17 @@ rclone_env=("RCLONE_CONFIG_GS_TYPE=google cloud storage" "RCLONE_CONFIG_GS_ENDPO
   "RCLONE_CONFIG_AZ_TYPE=azureblob" "RCLONE_CONFIG_AZ_SAS_URL=$SI_AZURITE_BLOB_ENDPOINT?$sas")
 rclone=("${base[@]}" "${rclone_env[@]}" rclone)
 
-# Seeding (untimed) with rclone: fake-gcs-server computes CRC32C and MD5 of
-# a single upload; rclone sets the Azure blob's Content-MD5 from the file.
+# Seeding (untimed). gs://: one media upload per file with curl (rclone's
+# resumable uploads take over a minute a GiB on fake-gcs-server); the
+# server computes the object's CRC32C and MD5. Azure: rclone, which sets
+# the blob's Content-MD5 from the file.
 echo "bench: seeding gs://bench/llm and the Azure container bench/llm" >&2
 curl -fsS -o /dev/null -X POST "$SI_FAKEGCS_ENDPOINT/storage/v1/b?project=bench" -H 'Content-Type: application/json' -d '{"name":"bench"}'
-"${rclone[@]}" copy --transfers 4 "$model" gs:bench/llm 2>"$work/seed.log" || { cat "$work/seed.log" >&2; exit 1; }
+(cd "$model" && find . -type f -printf '%P\n') | while read -r f; do
+  name=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "llm/$f")
+  curl -fsS -o /dev/null -X POST -T "$model/$f" -H 'Content-Type: application/octet-stream' \
+    "$SI_FAKEGCS_ENDPOINT/upload/storage/v1/b/bench/o?uploadType=media&name=$name"
+done
 "${rclone[@]}" mkdir az:bench 2>"$work/seed.log" || { cat "$work/seed.log" >&2; exit 1; }
 "${rclone[@]}" copy --transfers 4 "$model" az:bench/llm 2>"$work/seed.log" || { cat "$work/seed.log" >&2; exit 1; }
 
