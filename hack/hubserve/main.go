@@ -22,7 +22,10 @@ import (
 func main() {
 	repo := flag.String("repo", "bench/model", "repository id, OWNER/NAME")
 	lfs := flag.Int64("lfs-threshold", 10<<20, "files of at least this many bytes are LFS files (the Hub refuses larger plain git files)")
-	flag.Usage = func() { fmt.Fprintf(os.Stderr, "usage: hubserve [-repo OWNER/NAME] [-lfs-threshold BYTES] DIR\n"); flag.PrintDefaults() }
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: hubserve [-repo OWNER/NAME] [-lfs-threshold BYTES] DIR\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	if flag.NArg() != 1 {
 		flag.Usage()

@@ -32,7 +32,7 @@ type DiskHub struct {
 // the others as git blobs. It reads every file once to hash it. Close
 // stops the servers.
 func ServeDir(repoID, dir string, lfsThreshold int64) (*DiskHub, error) {
-	h := &Hub{PageSize: 1000, LFSThreshold: int(min(lfsThreshold, int64(^uint(0)>>1))), repos: map[string]*repo{}, Token: "hf_test_token_5ecret"}
+	h := &Hub{PageSize: 1000, LFSThreshold: int(lfsThreshold), repos: map[string]*repo{}, Token: "hf_test_token_5ecret"}
 	d := &DiskHub{Hub: h, files: map[string]string{}}
 	c, err := d.commitDir(repoID, dir, lfsThreshold)
 	if err != nil {
