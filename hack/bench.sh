@@ -4,7 +4,8 @@
 #   (a) an LLM-shaped model: 3 x 1 GiB bf16 shards + small JSON/tokenizer files
 #   (b) 1,000 x 256 KiB files
 # Env: BENCH_RUNS (default 3), BENCH_SHARD_SIZE (default 1GiB), BENCH_SMALL (1000),
-# BENCH_OCI=0 to skip the OCI part (hack/modelcar/bench.sh).
+# BENCH_OCI=0 to skip the OCI part (hack/modelcar/bench.sh), BENCH_HF=0 the hf:// vs s3://
+# part (hack/bench-hf.sh), BENCH_CLOUDS=0 the gs:// and Azure vs rclone part (hack/bench-clouds.sh).
 # It is a benchmark, not a test: it asserts nothing, it reports.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -145,4 +146,14 @@ PY
 # OCI: modelcar and ModelPack against crane export | tar and skopeo + tar.
 if [[ "${BENCH_OCI:-1}" != 0 ]]; then
   "$root/hack/modelcar/bench.sh"
+fi
+
+# hf:// from the stand-in Hub against s3:// from MinIO, the same bytes.
+if [[ "${BENCH_HF:-1}" != 0 ]]; then
+  "$root/hack/bench-hf.sh"
+fi
+
+# gs:// from fake-gcs-server and Azure Blob from Azurite against rclone.
+if [[ "${BENCH_CLOUDS:-1}" != 0 ]]; then
+  "$root/hack/bench-clouds.sh"
 fi
