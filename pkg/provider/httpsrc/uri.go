@@ -51,6 +51,11 @@ func parseTarget(src string) (target, error) {
 	u.Fragment, u.RawFragment = "", ""
 	t.url = u
 	base := path.Base(u.Path) // u.Path is unescaped
+	if strings.HasSuffix(strings.ToLower(strings.TrimSuffix(u.Path, "/")), ".git") {
+		// KServe clones these (since 0.17); downloading one as a file would
+		// hand the model server an HTML page or a pack file.
+		return target{}, fmt.Errorf("URL %s is a git repository: cloning is not supported; KServe's storage-initializer image clones it (the shipped ClusterStorageContainer leaves git URIs to it)", t.display)
+	}
 	if u.Path == "" || strings.HasSuffix(u.Path, "/") || base == "/" {
 		return target{}, fmt.Errorf("URL %s names no file: point it at one file, e.g. https://host/models/model.tar.gz", t.display)
 	}

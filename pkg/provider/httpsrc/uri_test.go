@@ -21,13 +21,15 @@ func TestParseTarget(t *testing.T) {
 	assert.Equal(t, sum, tg.expect[0].String())
 
 	for src, want := range map[string]string{
-		"https://host/":                 "names no file",
-		"https://host":                  "names no file",
-		"https://host/a/..":             "cannot be saved in DEST",
-		"https://host/m.bin#md5=abc":    "only #sha256=HEX",
-		"https://host/m.bin#sha256=xyz": "want 64 hex digits",
-		"ftp://host/m.bin":              "want http(s)://host/path/file",
-		"https://host/%zz?token=secret": "cannot parse",
+		"https://host/":                    "names no file",
+		"https://host":                     "names no file",
+		"https://github.com/org/model.git": "is a git repository",
+		"https://gitlab.example/o/m.GIT/":  "is a git repository",
+		"https://host/a/..":                "cannot be saved in DEST",
+		"https://host/m.bin#md5=abc":       "only #sha256=HEX",
+		"https://host/m.bin#sha256=xyz":    "want 64 hex digits",
+		"ftp://host/m.bin":                 "want http(s)://host/path/file",
+		"https://host/%zz?token=secret":    "cannot parse",
 	} {
 		_, err := parseTarget(src)
 		require.Error(t, err, src)
