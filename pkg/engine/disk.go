@@ -81,6 +81,9 @@ func preallocate(f *os.File, size int64) error {
 		return nil
 	}
 	if errors.Is(err, unix.ENOSPC) {
+		// A failed fallocate may keep the blocks it got before it ran out:
+		// give them back, or the temp file would hold the disk full.
+		_ = f.Truncate(0)
 		return Permanent(fmt.Errorf("no space left to allocate %d bytes: %w", size, err))
 	}
 	// Filesystems without fallocate: a sparse file of the right size.

@@ -43,6 +43,9 @@ type fileRun struct {
 
 	// recorded is the verification an existing file's stamp records.
 	recorded string
+	// alloc reserves the temp file's blocks (the engine's; tests replace it).
+	alloc func(f *os.File, size int64) error
+
 	// blob: a unit's blob fetched whole before it is unpacked; the
 	// progress counts its bytes, not it as a file of the model.
 	blob bool

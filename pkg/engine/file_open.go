@@ -64,7 +64,11 @@ func (fr *fileRun) open() ([]int, error) {
 		if err := tmp.Truncate(0); err != nil {
 			return nil, fmt.Errorf("reset temporary file: %w", err)
 		}
-		if err := preallocate(tmp, max(fr.f.Size, 0)); err != nil {
+		alloc := fr.alloc
+		if alloc == nil {
+			alloc = preallocate
+		}
+		if err := alloc(tmp, max(fr.f.Size, 0)); err != nil {
 			return nil, err
 		}
 	} else if alg := fr.crcAlg(); alg != "" {

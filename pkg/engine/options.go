@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,8 +38,9 @@ type Engine struct {
 	cacheWait   time.Duration // see WithCacheWait
 	dryRun      bool
 	bound       requestBound
-	blobJobs    int   // blobs of one unit unpacked at once
-	maxBytes    int64 // what one unit may unpack (--max-extract-bytes)
+	alloc       func(f *os.File, size int64) error // preallocate; a test seam
+	blobJobs    int                                // blobs of one unit unpacked at once
+	maxBytes    int64                              // what one unit may unpack (--max-extract-bytes)
 	maxEntries  int64
 }
 
@@ -65,6 +67,7 @@ func New(opts ...Option) *Engine {
 		o(e)
 	}
 	e.bound = newRequestBound(e.concurrency)
+	e.alloc = preallocate
 	return e
 }
 

@@ -51,6 +51,7 @@ func (e *Engine) plan(files []File) ([]*fileRun, error) {
 			return nil, err
 		}
 		fr := newFileRun(f, rel, chk, e.chunkSize)
+		fr.alloc = e.alloc
 		if f.ChecksumsInBody && len(f.Expect) == 0 && f.Size <= e.chunkSize && f.Size > 0 && e.verify != VerifySize {
 			fr.inBody = true
 		}

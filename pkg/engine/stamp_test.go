@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
@@ -63,26 +65,23 @@ func openFDs(t *testing.T) int {
 	return len(entries)
 }
 
-// A file whose preallocation fails (a full disk) closes its temp file and
-// journal: a failure must not leak descriptors, two per file before.
+// A file whose preallocation fails (a full disk: the pre-flight passed,
+// another pod took the space since) closes its temp file and journal: a
+// failure must not leak descriptors, two per file before. The full disk is
+// simulated (really filling the disk would fail every other test running).
 func TestFullDiskDuringPreallocationLeaksNoDescriptor(t *testing.T) {
 	dest := t.TempDir()
-	free, err := freeBytes(dest)
-	require.NoError(t, err)
 	var files []File
 	for _, name := range []string{"a", "b", "c"} {
-		size := free + 1<<40 // more than the disk has
-		// A sparse file of that size already in DEST passes the space
-		// pre-flight (it looks complete) and fails its verification, so
-		// the download reaches fallocate, which fails.
-		f, err := os.Create(filepath.Join(dest, name))
-		require.NoError(t, err)
-		require.NoError(t, f.Truncate(size))
-		require.NoError(t, f.Close())
-		files = append(files, File{Path: name, Size: size, Identity: "v1", Source: &memSource{}})
+		data := randBytes(uint64(len(name)), 3<<20)
+		files = append(files, File{Path: name, Size: int64(len(data)), Identity: "v1", Source: &memSource{data: data}})
+	}
+	e := New(WithConcurrency(2), WithChunkSize(1<<20))
+	e.alloc = func(*os.File, int64) error {
+		return Permanent(fmt.Errorf("no space left to allocate: %w", unix.ENOSPC))
 	}
 	before := openFDs(t)
-	_, err = New(WithConcurrency(2), WithChunkSize(1<<30)).Fetch(context.Background(), dest, files)
+	_, err := e.Fetch(context.Background(), dest, files)
 	require.ErrorContains(t, err, "no space left")
 	assert.Equal(t, before, openFDs(t), "every descriptor opened for the failed files is closed")
 }

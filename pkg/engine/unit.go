@@ -332,6 +332,7 @@ func (ur *unitRun) unpackFetched(ctx context.Context, i int, b Blob, chk check, 
 	f := b.File
 	f.Path, f.Unfiltered, f.Mode = blobData(i), true, 0o600
 	fr := newFileRun(f, f.Path, chk, ur.e.chunkSize)
+	fr.alloc = ur.e.alloc
 	fr.blob = true
 	rep, err := ur.e.fetchFiles(ctx, ur.root, []*fileRun{fr})
 	if err != nil {
