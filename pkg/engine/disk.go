@@ -14,13 +14,22 @@ import (
 // was verified against, so a rerun skips it without re-reading it.
 const stampXattr = "user.storage-initializer"
 
-func readStamp(f *os.File) string {
+func readStamp(f *os.File) string { return getXattr(f, stampXattr) }
+
+// getXattr reads a user xattr of an open file ("" when absent or too long:
+// the engine's values are short).
+func getXattr(f *os.File, name string) string {
 	buf := make([]byte, 512)
-	n, err := unix.Fgetxattr(int(f.Fd()), stampXattr, buf)
+	n, err := unix.Fgetxattr(int(f.Fd()), name, buf)
 	if err != nil || n <= 0 {
 		return ""
 	}
 	return string(buf[:n])
+}
+
+// setXattr writes a user xattr of an open file.
+func setXattr(f *os.File, name, value string) error {
+	return unix.Fsetxattr(int(f.Fd()), name, []byte(value), 0)
 }
 
 // sealWindow is how long after its stamp a committed file's ctime may be:
@@ -66,9 +75,7 @@ func stampContent(f *os.File) string {
 
 // writeStamp is best effort: filesystems without user xattrs (some tmpfs)
 // fall back to re-verifying the file's checksum on the next run.
-func writeStamp(f *os.File, stamp string) {
-	_ = unix.Fsetxattr(int(f.Fd()), stampXattr, []byte(stamp), 0)
-}
+func writeStamp(f *os.File, stamp string) { _ = setXattr(f, stampXattr, stamp) }
 
 // preallocate reserves the file's blocks so a full disk fails now, not
 // halfway, and the ranges written out of order do not fragment the file.

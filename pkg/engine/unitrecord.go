@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // A committed unit leaves a record so that a rerun of the same source into
@@ -39,7 +37,7 @@ func (e *Engine) recordUnit(dest *os.Root, u Unit, files []treeFile) {
 		if err != nil {
 			return
 		}
-		err = unix.Fsetxattr(int(fh.Fd()), stampXattr, []byte(unitStamp(key)), 0)
+		err = setXattr(fh, stampXattr, unitStamp(key))
 		fh.Close()
 		if err != nil {
 			return
@@ -54,7 +52,7 @@ func (e *Engine) recordUnit(dest *os.Root, u Unit, files []treeFile) {
 		return
 	}
 	defer d.Close()
-	_ = unix.Fsetxattr(int(d.Fd()), unitRecordXattr(key), []byte(sum), 0)
+	_ = setXattr(d, unitRecordXattr(key), sum)
 }
 
 // unitPresent reports a unit an earlier run committed into DEST, intact.
@@ -64,13 +62,11 @@ func (e *Engine) unitPresent(dest *os.Root, u Unit) (*Report, bool) {
 	if err != nil {
 		return nil, false
 	}
-	buf := make([]byte, 256)
-	n, err := unix.Fgetxattr(int(d.Fd()), unitRecordXattr(key), buf)
+	want := getXattr(d, unitRecordXattr(key))
 	d.Close()
-	if err != nil || n <= 0 {
+	if want == "" {
 		return nil, false
 	}
-	want := string(buf[:n])
 	files, ok := stampedFiles(dest, key)
 	if !ok || len(files) == 0 {
 		return nil, false
@@ -96,7 +92,6 @@ func (e *Engine) unitPresent(dest *os.Root, u Unit) (*Report, bool) {
 func stampedFiles(dest *os.Root, key string) ([]treeFile, bool) {
 	var files []treeFile
 	want := unitStamp(key)
-	buf := make([]byte, 128)
 	err := fs.WalkDir(dest.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -111,10 +106,10 @@ func stampedFiles(dest *os.Root, key string) ([]treeFile, bool) {
 		if err != nil {
 			return nil
 		}
-		n, xerr := unix.Fgetxattr(int(fh.Fd()), stampXattr, buf)
+		stamp := getXattr(fh, stampXattr)
 		fi, serr := fh.Stat()
 		fh.Close()
-		if xerr == nil && serr == nil && string(buf[:max(n, 0)]) == want {
+		if serr == nil && stamp == want {
 			files = append(files, treeFile{Path: p, Size: fi.Size()})
 		}
 		return nil
