@@ -11,6 +11,7 @@ import (
 
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/extract"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 // sniffBytes is how much of an extensionless file is read to sniff it: a
@@ -114,27 +115,21 @@ func archiveUnit(t target, f engine.File, kind string) engine.Unit {
 // unpacker extracts a tar (plain, gzip, zstd) or zip archive.
 func unpacker(name, kind string) func(context.Context, engine.UnpackSource, *os.Root, engine.UnpackOptions) (engine.UnpackStats, error) {
 	return func(ctx context.Context, src engine.UnpackSource, dir *os.Root, o engine.UnpackOptions) (engine.UnpackStats, error) {
-		opts := extract.Options{Keep: o.Keep, MaxBytes: o.MaxBytes, MaxEntries: o.MaxEntries, Logger: o.Log, FreeBytes: o.FreeBytes}
+		opts := provider.ExtractOptions(o)
 		var (
-			st     extract.Stats
-			err    error
-			format = kind
+			us  engine.UnpackStats
+			err error
 		)
-		switch kind {
-		case kindZip:
+		if kind == kindZip {
+			var st extract.Stats
 			st, err = extract.Zip(ctx, src.File, src.Size, dir, opts)
-		default:
-			var rc io.ReadCloser
-			rc, format, err = extract.Decompress(src)
-			if err == nil {
-				st, err = extract.Tar(ctx, rc, dir, opts)
-				rc.Close()
-			}
-			format = "tar+" + format
+			us = provider.Stats(st, kindZip)
+		} else {
+			us, err = provider.UnpackTar(ctx, src, dir, opts)
 		}
 		if err != nil {
 			return engine.UnpackStats{}, fmt.Errorf("extract %s: %w", name, err)
 		}
-		return engine.UnpackStats{Files: st.Files, Bytes: st.Bytes, Skipped: st.SkippedCount, Roots: st.Roots, Format: format}, nil
+		return us, nil
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
 	"github.com/storage-initializer/storage-initializer/pkg/extract"
+	"github.com/storage-initializer/storage-initializer/pkg/provider"
 )
 
 // imageUnit describes an image's (or artifact's) tar layers as one engine
@@ -61,20 +62,10 @@ func (p *Provider) imageUnit(c *repoClient, plan *Plan, layers []Layer) (engine.
 // extractor.
 func (p *Provider) untar(l Layer) func(context.Context, engine.UnpackSource, *os.Root, engine.UnpackOptions) (engine.UnpackStats, error) {
 	return func(ctx context.Context, src engine.UnpackSource, dir *os.Root, o engine.UnpackOptions) (engine.UnpackStats, error) {
-		dec, format, err := extract.Decompress(src)
-		if err != nil {
-			return engine.UnpackStats{}, err
-		}
-		defer dec.Close()
-		st, err := extract.Tar(ctx, dec, dir, extract.Options{
-			Prefix: l.Prefix, Base: l.Path, KeepWhiteouts: l.Whiteouts,
-			MaxBytes: o.MaxBytes, MaxEntries: o.MaxEntries, Keep: o.Keep, FreeBytes: o.FreeBytes,
-			Logger: p.log.With(zap.Int("layer", l.Index), zap.String("digest", l.Digest)),
-		})
-		if err != nil {
-			return engine.UnpackStats{}, err
-		}
-		return engine.UnpackStats{Files: st.Files, Bytes: st.Bytes, Skipped: st.SkippedCount, Roots: st.Roots, Format: format}, nil
+		opts := provider.ExtractOptions(o)
+		opts.Prefix, opts.Base, opts.KeepWhiteouts = l.Prefix, l.Path, l.Whiteouts
+		opts.Logger = p.log.With(zap.Int("layer", l.Index), zap.String("digest", l.Digest))
+		return provider.UnpackTar(ctx, src, dir, opts)
 	}
 }
 
