@@ -261,7 +261,7 @@ func (c *Cache) materialize(dest *os.Root, fr *fileRun, k string, h *cacheHit) (
 		_ = dest.Remove(tmp)
 		return "", errEntryChanged
 	}
-	if err := replace(dest, tmp, fr.rel); err != nil {
+	if err := replace(dest, tmp, fr.finalName()); err != nil {
 		_ = dest.Remove(tmp)
 		return "", fmt.Errorf("commit %s: %w", fr.rel, err)
 	}

@@ -38,7 +38,10 @@ type job struct {
 	chunk int
 }
 
-const jobVerify = -1
+const (
+	jobVerify     = -1
+	jobVerifyHeld = -2 // a held file (hold.go) an earlier run verified
+)
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
@@ -140,6 +143,10 @@ func (r *run) startFile(fr *fileRun) {
 		r.send(job{fr: fr, chunk: jobVerify}) // verify the existing file in a worker
 		return
 	}
+	if fr.heldReady(r.root) {
+		r.send(job{fr: fr, chunk: jobVerifyHeld})
+		return
+	}
 	r.fetch(fr)
 }
 
@@ -189,8 +196,8 @@ func (r *run) work() {
 		case <-r.ctx.Done():
 			return
 		case j := <-r.jobs:
-			if j.chunk == jobVerify {
-				r.checkExisting(j.fr)
+			if j.chunk == jobVerify || j.chunk == jobVerifyHeld {
+				r.checkExisting(j.fr, j.chunk == jobVerifyHeld)
 				continue
 			}
 			if err := r.fetchChunk(j.fr, j.chunk); err != nil {

@@ -50,6 +50,12 @@ type fileRun struct {
 	// progress counts its bytes, not it as a file of the model.
 	blob bool
 
+	// hold: the plan commits together (hold.go): the verified file is
+	// renamed to its held name, and to its final name only by commitHeld.
+	hold bool
+	// status is how the file ended (set by finish), for commitHeld.
+	status Status
+
 	tmp     *os.File
 	writeMu sync.Mutex // see writeAt
 	jr      *journal

@@ -46,7 +46,7 @@ func (fr *fileRun) commit(dest *os.Root) error {
 	if err := fr.seal(fileMode(fr.f.Mode)); err != nil {
 		return err
 	}
-	if err := replace(dest, fr.tmpName(), fr.rel); err != nil {
+	if err := replace(dest, fr.tmpName(), fr.finalName()); err != nil {
 		return fmt.Errorf("commit %s (a symlink in DEST pointing outside it is refused): %w", fr.rel, err)
 	}
 	return nil

@@ -89,10 +89,11 @@ func (fr *fileRun) compare(sums [][]byte) (string, error) {
 	return got.String(), nil
 }
 
-// verifyExisting checks a file already at its final name against the
-// source's checksum; it reports whether it can be kept as is.
-func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
-	f, err := root.Open(fr.rel)
+// verifyExisting checks a file already at its final name (or held, see
+// hold.go) against the source's checksum; it reports whether it can be
+// kept as is.
+func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root, name string) bool {
+	f, err := root.Open(name)
 	if err != nil {
 		return false
 	}

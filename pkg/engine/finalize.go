@@ -8,15 +8,21 @@ import (
 	"fmt"
 )
 
-// checkExisting keeps a file already at its final name when it verifies,
-// else downloads it (the existing file stays untouched until the commit).
-func (r *run) checkExisting(fr *fileRun) {
-	if fr.verifyExisting(r.ctx, r.root) {
+// checkExisting keeps a file already at its final name (or, held, the
+// verified copy an earlier run of a CommitTogether plan left) when it
+// verifies, else downloads it (the existing file stays untouched until the
+// commit).
+func (r *run) checkExisting(fr *fileRun, held bool) {
+	name, status := fr.rel, StatusPresent
+	if held {
+		name, status = fr.heldName(), StatusResumed
+	}
+	if fr.verifyExisting(r.ctx, r.root, name) {
 		verified := fr.verified()
 		if fr.recorded != "" {
 			verified = fr.recorded + " (when fetched)"
 		}
-		r.finish(fr, FileResult{Path: fr.rel, Size: fr.f.Size, Status: StatusPresent,
+		r.finish(fr, FileResult{Path: fr.rel, Size: fr.f.Size, Status: status,
 			Verified: verified, Digest: digestOf(fr)})
 		return
 	}
@@ -93,6 +99,7 @@ func (r *run) finalize(fr *fileRun) {
 }
 
 func (r *run) finish(fr *fileRun, res FileResult) {
+	fr.status = res.Status
 	r.mu.Lock()
 	r.report.Files = append(r.report.Files, res)
 	r.report.Fetched += res.Fetched

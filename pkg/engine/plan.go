@@ -37,6 +37,11 @@ type Plan struct {
 	Skipped []string
 	// Close, when set, releases what planning opened; Run calls it.
 	Close func()
+	// CommitTogether holds every file and unit of the plan until all of
+	// them are verified (hold.go): then they get their final names; on any
+	// failure none does, and the verified ones wait for a rerun. Links are
+	// made as usual (nothing is read for them).
+	CommitTogether bool
 }
 
 // Unit is a tree built from blobs and committed into DEST at once: files of

@@ -71,6 +71,9 @@ func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra i
 		if fi, err := root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
 			continue // probably present; verified later
 		}
+		if fr.heldReady(root) {
+			continue // verified and held by an earlier run (hold.go)
+		}
 		need += fr.f.Size
 		if fi, err := root.Stat(fr.tmpName()); err == nil {
 			need -= fi.Size() // already allocated by an earlier run

@@ -24,6 +24,9 @@ func (e *Engine) Run(ctx context.Context, dest string, p *Plan) (*Report, error)
 	if err != nil {
 		return nil, err
 	}
+	for _, fr := range runs {
+		fr.hold = p.CommitTogether
+	}
 	if err := validateUnits(p.Units); err != nil {
 		return nil, err
 	}
@@ -110,11 +113,23 @@ func (e *Engine) Run(ctx context.Context, dest string, p *Plan) (*Report, error)
 		out = append(out, r)
 		mu.Unlock()
 	}
+	var gate *commitGate // CommitTogether: files (as one) and units commit once all verified
+	if p.CommitTogether {
+		gate = newCommitGate(len(p.Units) + min(len(runs), 1))
+	}
 	if len(runs) > 0 {
-		wg.Go(func() { collect(e.fetchFiles(ctx, root, runs)) })
+		wg.Go(func() {
+			rep, err := e.fetchFiles(ctx, root, runs)
+			if err == nil && gate != nil {
+				if err = gate.pass(ctx); err == nil {
+					err = commitHeld(ctx, root, runs)
+				}
+			}
+			collect(rep, err)
+		})
 	}
 	for _, u := range p.Units {
-		wg.Go(func() { collect(e.runUnit(ctx, root, u)) })
+		wg.Go(func() { collect(e.runUnit(ctx, root, u, gate)) })
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {

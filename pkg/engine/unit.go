@@ -64,8 +64,11 @@ type unitRun struct {
 // commits the tree into DEST. A unit that failed for its content (an unsafe
 // or corrupt archive, a tree that fails its check) leaves nothing behind;
 // one interrupted or cut off from its server keeps its state for a rerun.
-func (e *Engine) runUnit(ctx context.Context, dest *os.Root, u Unit) (*Report, error) {
-	rep, err := e.runUnitOnce(ctx, dest, u)
+//
+// With a gate (Plan.CommitTogether) the unit stops once its tree is merged
+// and checked, and commits it only when the gate opens.
+func (e *Engine) runUnit(ctx context.Context, dest *os.Root, u Unit, gate *commitGate) (*Report, error) {
+	rep, err := e.runUnitOnce(ctx, dest, u, gate)
 	if err != nil && IsPermanent(err) {
 		// Blobs verified before the failure stay for a rerun (a corrupt
 		// layer re-pushed); with none, nothing of the unit is left.
@@ -86,10 +89,13 @@ func hasBlobMarks(dest *os.Root, rel string, n int) bool {
 	return false
 }
 
-func (e *Engine) runUnitOnce(ctx context.Context, dest *os.Root, u Unit) (*Report, error) {
+func (e *Engine) runUnitOnce(ctx context.Context, dest *os.Root, u Unit, gate *commitGate) (*Report, error) {
 	rel := path.Join(StateDir, "unit-"+safeID(u.ID))
 	if _, err := dest.Lstat(rel); err != nil {
 		if rep, ok := e.unitPresent(dest, u); ok {
+			if err := gate.pass(ctx); err != nil {
+				return nil, err
+			}
 			e.log.Info("already in DEST from an earlier run; nothing to fetch", zap.String("unit", u.Name),
 				zap.Int("files", len(rep.Files)))
 			return rep, nil
@@ -133,6 +139,11 @@ func (e *Engine) runUnitOnce(ctx context.Context, dest *os.Root, u Unit) (*Repor
 	}
 	files, err := ur.readFiles()
 	if err != nil {
+		return nil, err
+	}
+	// A commit an earlier run started was already let through its gate:
+	// it goes on whatever the others do now.
+	if err := gate.pass(ctx); err != nil && ph != phaseCommitting {
 		return nil, err
 	}
 	if ph != phaseCommitting {
