@@ -56,6 +56,9 @@ type config struct {
 	// verificationDigest pins the single file or archive SRC names
 	// (KServe's VERIFICATION_DIGEST); nil: not set.
 	verificationDigest *checksum.Value
+
+	// signature: the model-signing bundle and policy (signature_config.go).
+	signature sigConfig
 }
 
 // envFlag pairs a flag with the environment variable that sets its default.
@@ -90,6 +93,9 @@ var flagEnv = []envFlag{
 	{"cache-wait", "STORAGE_CACHE_WAIT"},
 }
 
+// allFlagEnv is flagEnv and the signature flags' variables.
+func allFlagEnv() []envFlag { return append(append([]envFlag(nil), flagEnv...), sigFlagEnv...) }
+
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := pflag.NewFlagSet("storage-initializer", pflag.ContinueOnError)
@@ -97,6 +103,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.SortFlags = false
 	var chunk, verify, cacheMax, extractMax, digest string
 	var include, exclude []string
+	var sig sigFlags
 	fs.IntVar(&cfg.concurrency, "concurrency", engine.DefaultConcurrency, "requests in flight across all files")
 	fs.StringVar(&chunk, "chunk-size", "16MiB", "size of each ranged read (e.g. 8MiB, 32MiB)")
 	fs.StringVar(&verify, "verify", "auto", "verification: auto (strongest checksum offered, else size), strict (fail without a checksum), size")
@@ -123,6 +130,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&extractMax, "max-extract-bytes", "1TiB", "cap on the bytes unpacked from the tar layers of one OCI image or artifact (tar bombs)")
 	fs.Int64Var(&cfg.maxExtractEntries, "max-extract-entries", 1_000_000, "cap on the entries unpacked from one OCI image or artifact")
 	fs.StringVar(&digest, "verification-digest", "", "sha256:HEX the single file or archive SRC names must have (KServe's verification-digest annotation); checked before it gets its final name, even with --verify=size")
+	addSignatureFlags(fs, &sig)
 	fs.BoolVar(&cfg.dryRun, "dry-run", false, "resolve the sources and list what would be fetched (count, size, verification available); write nothing")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -130,7 +138,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		fmt.Fprintln(stderr, "\nFlags (each also settable by the environment variable in brackets):")
 		fmt.Fprint(stderr, fs.FlagUsages())
 	}
-	for _, fe := range flagEnv {
+	for _, fe := range allFlagEnv() {
 		fl := fs.Lookup(fe.flag)
 		fl.Usage += " [" + fe.env + "]"
 	}
@@ -142,7 +150,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		}
 	}
 	// Environment first, so flags given on the command line win.
-	for _, fe := range flagEnv {
+	for _, fe := range allFlagEnv() {
 		if v := getenv(fe.env); v != "" {
 			if err := fs.Set(fe.flag, envListValue(fe.flag, v)); err != nil {
 				return cfg, &usageError{fmt.Sprintf("invalid %s=%q: %v", fe.env, v, err)}
@@ -199,6 +207,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	if cfg.filter, err = filter.New(include, exclude); err != nil {
 		return cfg, &usageError{err.Error()}
+	}
+	if cfg.signature, err = signatureConfig(sig); err != nil {
+		return cfg, &usageError{err.Error()}
+	}
+	if cfg.signature.policy != nil {
+		if digest != "" {
+			return cfg, &usageError{"VERIFICATION_DIGEST and a signature policy both pin the model: give one of them"}
+		}
+		// The signed digests are the point of the run: --verify=size does
+		// not turn them off.
+		if cfg.verify == engine.VerifySize {
+			cfg.verify = engine.VerifyAuto
+		}
 	}
 	if digest != "" {
 		v, err := parseVerificationDigest(digest)

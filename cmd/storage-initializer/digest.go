@@ -54,19 +54,21 @@ func pinDigest(plan *engine.Plan, want checksum.Value, keep func(string) bool, l
 		if rel, err := engine.CleanRel(f.Path); err == nil && !f.Unfiltered && keep != nil && !keep(rel) {
 			return refuse(fmt.Sprintf("one file, %s, which the include/exclude patterns leave out", rel))
 		}
-		if err := agrees(f.Path, f.Expect, want); err != nil {
+		exp, err := pinSHA256(f.Path, f.Expect, want, digestPin)
+		if err != nil {
 			return err
 		}
-		f.Expect = pinFirst(f.Expect, want)
+		f.Expect = exp
 		log.Info("verification digest pins the file", zap.String("file", f.Path), zap.String("digest", pinned))
 		return nil
 	case len(plan.Units) == 1 && len(plan.Files) == 0 && len(plan.Units[0].Blobs) == 1:
 		u := &plan.Units[0]
 		b := &u.Blobs[0]
-		if err := agrees(b.Path, b.Expect, want); err != nil {
+		exp, err := pinSHA256(b.Path, b.Expect, want, digestPin)
+		if err != nil {
 			return err
 		}
-		b.Expect = pinFirst(b.Expect, want)
+		b.Expect = exp
 		// The unit's ID keys its staging and its "already committed" record:
 		// a tree committed under another digest (or none) is not this one.
 		u.ID += " digest=" + pinned
@@ -86,6 +88,22 @@ func pinDigest(plan *engine.Plan, want checksum.Value, keep func(string) bool, l
 	}
 }
 
+// pinner names who pins a digest, in the error when the source disagrees.
+type pinner struct{ who, hint string }
+
+var digestPin = pinner{"VERIFICATION_DIGEST", "the digest pins another version of the file; check the verification digest or the source"}
+
+// pinSHA256 makes want the checksum the engine verifies a file (or blob)
+// by, ahead of the source's own: the one rule shared by VERIFICATION_DIGEST
+// and signed models. A source that itself vouches for another full-object
+// SHA-256 fails at once (the download could only fail the pin).
+func pinSHA256(name string, expect []checksum.Value, want checksum.Value, by pinner) ([]checksum.Value, error) {
+	if err := agrees(name, expect, want, by); err != nil {
+		return nil, err
+	}
+	return pinFirst(expect, want), nil
+}
+
 // pinFirst puts want ahead of the source's own checksums. The engine
 // verifies the strongest one, keeping the given order among equals (a
 // stable sort), so a source SHA-256 never displaces the pinned one.
@@ -96,11 +114,11 @@ func pinFirst(expect []checksum.Value, want checksum.Value) []checksum.Value {
 // agrees fails at once when the source itself vouches for a different
 // full-object SHA-256: the download could only fail the pin, so it is not
 // started.
-func agrees(name string, expect []checksum.Value, want checksum.Value) error {
+func agrees(name string, expect []checksum.Value, want checksum.Value, by pinner) error {
 	for _, v := range expect {
 		if v.Algorithm == checksum.SHA256 && !v.Composite && !v.Equal(want) {
-			return fmt.Errorf("checksum mismatch for %s: VERIFICATION_DIGEST expects sha256:%s, the source lists sha256:%s: "+
-				"the digest pins another version of the file; check the verification digest or the source", name, want, v)
+			return fmt.Errorf("checksum mismatch for %s: %s expects sha256:%s, the source lists sha256:%s: %s",
+				name, by.who, want, v, by.hint)
 		}
 	}
 	return nil

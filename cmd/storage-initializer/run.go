@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	start := time.Now()
 	total := &engine.Report{}
+	var sigs []*sigResult
 	for i := 0; i+1 < len(cfg.pairs); i += 2 {
 		src, dest := cfg.pairs[i], cfg.pairs[i+1]
 		p, err := providers.forURI(src)
@@ -97,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail(cfg, log, stderr, err, exitUsage)
 		}
 		if cfg.dryRun {
-			rep, err := fetch(ctx, cfg, log, eng, p, src, dest) // the engine only lists
+			rep, _, err := fetch(ctx, cfg, log, eng, providers, p, src, dest) // the engine only lists
 			if err != nil {
 				return fail(cfg, log, stderr, err, exitFail)
 			}
@@ -108,8 +109,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail(cfg, log, stderr, fmt.Errorf("create destination %s: %w", dest, err), exitFail)
 		}
 		log.Info("fetching", zap.String("source", redactURI(src)), zap.String("dest", dest))
-		rep, err := fetch(ctx, cfg, log, eng, p, src, dest)
+		rep, sig, err := fetch(ctx, cfg, log, eng, providers, p, src, dest)
+		if sig != nil {
+			sigs = append(sigs, sig)
+		}
 		if err != nil {
+			if sig != nil && sig.Reason != "" && cfg.summaryJSON != "" {
+				// A refused signature is recorded for whoever reads the summary.
+				total.Duration = time.Since(start)
+				_ = writeSummaryJSON(cfg, total, sigs)
+			}
+			var ue *usageError
+			if errors.As(err, &ue) {
+				return fail(cfg, log, stderr, err, exitUsage)
+			}
 			if ctx.Err() != nil {
 				err = fmt.Errorf("stopped by signal while fetching %s; rerun with the same arguments to resume: %w", redactURI(src), err)
 			}
@@ -126,32 +139,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitOK
 	}
 	total.Duration = time.Since(start)
-	if err := writeSummary(cfg, log, stderr, total); err != nil {
+	if err := writeSummary(cfg, log, stderr, total, sigs); err != nil {
 		return fail(cfg, log, stderr, err, exitFail)
 	}
 	return exitOK
 }
 
 // fetch plans src, applies what the command line adds to the plan (a
-// pinned digest), and runs it into dest.
-func fetch(ctx context.Context, cfg *config, log *zap.Logger, eng *engine.Engine, p provider.Planner, src, dest string) (*engine.Report, error) {
+// pinned digest, a signature), and runs it into dest. The signature's
+// record is returned whenever there is one, failed or not.
+func fetch(ctx context.Context, cfg *config, log *zap.Logger, eng *engine.Engine, reg registry, p provider.Planner,
+	src, dest string) (*engine.Report, *sigResult, error) {
 	plan, err := p.Plan(ctx, src)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	closePlan := func() {
+		if plan.Close != nil {
+			plan.Close()
+		}
 	}
 	if d := cfg.verificationDigest; d != nil {
 		if err := pinDigest(plan, *d, cfg.filter, log); err != nil {
-			if plan.Close != nil {
-				plan.Close()
-			}
-			return nil, err
+			closePlan()
+			return nil, nil, err
+		}
+	}
+	var sig *sigRun
+	if !cfg.dryRun {
+		if sig, err = prepareSignature(ctx, cfg, log, eng.PlanSettings(), reg, plan, src, dest); err != nil {
+			closePlan()
+			return nil, sig.result(), err
 		}
 	}
 	rep, err := eng.Run(ctx, dest, plan)
 	if d := cfg.verificationDigest; err != nil && d != nil && strings.Contains(err.Error(), d.String()) {
 		err = fmt.Errorf("VERIFICATION_DIGEST not matched: %w (or the verification digest is stale)", err)
 	}
-	return rep, err
+	if err != nil {
+		return rep, sig.refused(err), sig.explain(err)
+	}
+	if err := sig.finish(ctx, dest, rep); err != nil {
+		return rep, sig.result(), err
+	}
+	return rep, sig.result(), nil
 }
 
 // fail logs a one-line reason, writes it to the termination log and returns code.

@@ -16,7 +16,7 @@ import (
 
 // writeSummary prints the final line (files, bytes, seconds, throughput, how
 // files were verified) and, when asked, the per-file integrity record.
-func writeSummary(cfg *config, log *zap.Logger, stderr io.Writer, r *engine.Report) error {
+func writeSummary(cfg *config, log *zap.Logger, stderr io.Writer, r *engine.Report, sigs []*sigResult) error {
 	secs := r.Duration.Seconds()
 	var mibps float64
 	if secs > 0 {
@@ -36,14 +36,29 @@ func writeSummary(cfg *config, log *zap.Logger, stderr io.Writer, r *engine.Repo
 			zap.Float64("seconds", secs), zap.Float64("mib_per_second", mibps),
 			zap.Any("verified", methods), zap.Any("status", statuses))
 	}
+	printSignatures(cfg, log, stderr, sigs)
+	return writeSummaryJSON(cfg, r, sigs)
+}
+
+// writeSummaryJSON writes --summary-json (also for a pull a signature
+// refused: what was refused and why is the record's point).
+func writeSummaryJSON(cfg *config, r *engine.Report, sigs []*sigResult) error {
 	if cfg.summaryJSON == "" {
 		return nil
 	}
+	secs := r.Duration.Seconds()
 	out := struct {
 		Version string `json:"version"`
 		*engine.Report
 		Seconds float64 `json:"seconds"`
-	}{version, r, secs}
+		// Signature is the one pair's signature record; Signatures every
+		// pair's (several SRC DEST pairs).
+		Signature  *sigResult   `json:"signature,omitempty"`
+		Signatures []*sigResult `json:"signatures,omitempty"`
+	}{Version: version, Report: r, Seconds: secs, Signatures: sigs}
+	if len(sigs) == 1 {
+		out.Signature, out.Signatures = sigs[0], nil
+	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
@@ -65,4 +80,27 @@ func counts(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%d %s", m[k], k)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printSignatures adds each pair's signature outcome to the final output.
+func printSignatures(cfg *config, log *zap.Logger, stderr io.Writer, sigs []*sigResult) {
+	for _, s := range sigs {
+		who := s.Identity
+		if s.Issuer != "" {
+			who += " (issuer " + s.Issuer + ")"
+		}
+		if s.KeyFingerprint != "" {
+			who = "key " + s.KeyFingerprint
+		}
+		switch {
+		case cfg.console && s.Verified:
+			fmt.Fprintf(stderr, "signature: verified (%s, %s), signed by %s, root %s, %d files checked\n", s.Mode, s.Method, who, s.RootDigest, s.FilesChecked)
+		case cfg.console:
+			fmt.Fprintf(stderr, "signature: NOT verified (%s): %s\n", s.Bundle, s.Reason)
+		default:
+			log.Info("signature", zap.Bool("verified", s.Verified), zap.String("mode", s.Mode), zap.String("method", s.Method),
+				zap.String("signer", who), zap.String("root_digest", s.RootDigest), zap.Int("files_checked", s.FilesChecked),
+				zap.String("bundle", s.Bundle), zap.String("reason", s.Reason))
+		}
+	}
 }
