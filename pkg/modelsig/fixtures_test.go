@@ -126,5 +126,32 @@ func TestReferenceFixtures(t *testing.T) {
 	if n < 12 {
 		t.Fatalf("only %d fixtures", n)
 	}
-	_ = time.Now
+}
+
+// The reference's certificate fixtures against the wrong anchor, an intermediate
+// anchor, and a clock past the certificates' validity (2035).
+func TestReferenceCertificateTrust(t *testing.T) {
+	keys := filepath.Join(fixtures, "keys", "certificate")
+	b := readFile(t, filepath.Join(fixtures, "v1.1.0-certificate", "model.sig"))
+	p := Policy{Method: MethodCertificate, CertChainPEM: readFile(t, filepath.Join(keys, "int-ca-cert.pem"))}
+	if _, err := Verify(context.Background(), b, p); err != nil {
+		t.Fatalf("intermediate as the anchor: %v", err)
+	}
+	p.Now = func() time.Time { return time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC) }
+	p.CertChainPEM = readFile(t, filepath.Join(keys, "ca-cert.pem"))
+	_, err := Verify(context.Background(), b, p)
+	wantErr(t, err, "expired")
+	// A public key file is no CA chain.
+	p.Now = nil
+	p.CertChainPEM = readFile(t, filepath.Join(keys, "signing-key-pub.pem"))
+	_, err = Verify(context.Background(), b, p)
+	wantErr(t, err, "no PEM CERTIFICATE")
+	// The fixtures' key bundles refuse another key: by hint (v1.1.0)…
+	kb := readFile(t, filepath.Join(fixtures, "v1.1.0-elliptic-key", "model.sig"))
+	_, err = Verify(context.Background(), kb, Policy{Method: MethodKey, PublicKeyPEM: otherKeyPEM(t)})
+	wantErr(t, err, "but --signature-public-key is sha256:")
+	// …and by the key itself, which v1.0.0 carried instead of a hint.
+	kb = readFile(t, filepath.Join(fixtures, "v1.0.0-elliptic-key", "model.sig"))
+	_, err = Verify(context.Background(), kb, Policy{Method: MethodKey, PublicKeyPEM: otherKeyPEM(t)})
+	wantErr(t, err, "bundle signed by key sha256:")
 }

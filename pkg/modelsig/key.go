@@ -49,19 +49,20 @@ func verifyKey(b *bundleDoc, e *envelope, p Policy) (Signer, error) {
 	return Signer{Method: MethodKey, KeyFingerprint: fp}, nil
 }
 
-// parsePublicKey reads one PEM (or DER) SubjectPublicKeyInfo holding an ECDSA key,
-// the only kind the reference signs with.
+// parsePublicKey reads one PEM SubjectPublicKeyInfo holding an ECDSA key, the only
+// kind the reference signs with.
 func parsePublicKey(data []byte) (*ecdsa.PublicKey, []byte, error) {
-	der := data
-	if blk, _ := pem.Decode(data); blk != nil {
-		if blk.Type != "PUBLIC KEY" {
-			return nil, nil, fmt.Errorf("PEM block %q is not a PUBLIC KEY", blk.Type)
-		}
-		der = blk.Bytes
+	blk, _ := pem.Decode(data)
+	if blk == nil {
+		return nil, nil, fmt.Errorf("holds no PEM PUBLIC KEY block")
 	}
+	if blk.Type != "PUBLIC KEY" {
+		return nil, nil, fmt.Errorf("PEM block %q is not a PUBLIC KEY", blk.Type)
+	}
+	der := blk.Bytes
 	pub, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("not a PEM public key: %v", err)
+		return nil, nil, fmt.Errorf("not a public key: %v", oneLine(err))
 	}
 	k, ok := pub.(*ecdsa.PublicKey)
 	if !ok {

@@ -3,12 +3,12 @@ package modelsig
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -50,6 +50,7 @@ func wantErr(t *testing.T, err error, substr string) {
 	if err == nil {
 		t.Fatalf("no error, want one containing %q", substr)
 	}
+	t.Log(err)
 	if !strings.Contains(err.Error(), substr) {
 		t.Fatalf("error %q does not contain %q", err, substr)
 	}
@@ -327,4 +328,9 @@ func TestCertificate(t *testing.T) {
 	})
 	_, err = Verify(context.Background(), tampered, p)
 	wantErr(t, err, "changed after signing")
+}
+
+func otherKeyPEM(t *testing.T) []byte {
+	_, pub := signtest.SignKey(t, model(), signtest.Options{})
+	return pub
 }
