@@ -6,7 +6,8 @@ package modelsig
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -33,6 +34,16 @@ type Policy struct {
 	TrustedRootJSON []byte
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
+	// HTTPClient fetches the public-good trust root (sigstore mode without
+	// TrustedRootJSON); nil = a default internal/httpx client.
+	HTTPClient *http.Client
+}
+
+func (p Policy) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
 }
 
 // Segment is one signed digest of a file: the bytes [Start, End). A files-serialized
@@ -63,24 +74,44 @@ type Manifest struct {
 	Signer Signer
 }
 
-var errNotImplemented = errors.New("signature: verification not implemented yet")
-
 // Verify checks the bundle's signature against the policy, the in-toto statement, and
 // the subject's root digest recomputed from the resources, and returns the manifest.
+// Errors are one line, prefixed "signature:", saying what failed and what to pass.
 func Verify(ctx context.Context, bundleJSON []byte, p Policy) (*Manifest, error) {
-	return nil, errNotImplemented
-}
-
-// Ignored reports whether rel (a slash path relative to the model root) is covered by
-// the statement's ignore_paths; an entry naming a directory ignores everything under it.
-// The signature file itself is the caller's to skip.
-func (m *Manifest) Ignored(rel string) bool {
-	return false
-}
-
-// CheckListing compares the downloaded tree (rel slash path → size) with the manifest:
-// a listed file missing, an unlisted file present (and not ignored), or a size other
-// than the last segment's end is an error naming the first offending path and the counts.
-func (m *Manifest) CheckListing(files map[string]int64) error {
-	return errNotImplemented
+	if len(bundleJSON) > MaxBundleSize {
+		return nil, fmt.Errorf("signature: the bundle is %d bytes, more than the %d a model signature needs", len(bundleJSON), MaxBundleSize)
+	}
+	var (
+		signer Signer
+		env    *envelope
+		err    error
+	)
+	switch p.Method {
+	case MethodKey, MethodCertificate:
+		var b *bundleDoc
+		if b, env, err = parseBundle(bundleJSON); err != nil {
+			return nil, err
+		}
+		if p.Method == MethodKey {
+			signer, err = verifyKey(b, env, p)
+		} else {
+			signer, err = verifyCertificate(b, env, p)
+		}
+	case MethodSigstore:
+		signer, env, err = verifySigstore(ctx, bundleJSON, p)
+	default:
+		return nil, fmt.Errorf("signature: no verification method %q (key, certificate or sigstore)", p.Method)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if env.payloadType != inTotoPayloadType {
+		return nil, fmt.Errorf("signature: the DSSE payload type is %q, want %s", env.payloadType, inTotoPayloadType)
+	}
+	m, err := parseStatement(env.payload)
+	if err != nil {
+		return nil, err
+	}
+	m.Signer = signer
+	return m, nil
 }
