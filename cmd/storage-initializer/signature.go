@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -91,7 +92,7 @@ func prepareSignature(ctx context.Context, cfg *config, log *zap.Logger, s engin
 		return sr, nil
 	}
 	if err != nil {
-		return sr, sr.failed(fmt.Errorf("signature: %w", err))
+		return sr, sr.failed(sigErr("", err))
 	}
 	if len(plan.Links) > 0 || len(plan.Checked) > 0 {
 		return sr, &usageError{fmt.Sprintf("a signature is checked on downloaded files, but %s is linked or verified in place: use --pvc-mode=copy", redactURI(src))}
@@ -119,7 +120,7 @@ func prepareSignature(ctx context.Context, cfg *config, log *zap.Logger, s engin
 func (sr *sigRun) verify(ctx context.Context, data []byte) error {
 	m, err := modelsig.Verify(ctx, data, *sr.sc.policy)
 	if err != nil {
-		return fmt.Errorf("signature: %s: %w", sr.res.Bundle, err)
+		return sigErr(sr.res.Bundle, err)
 	}
 	sr.m = m
 	r := sr.res
@@ -186,7 +187,7 @@ func (sr *sigRun) finish(ctx context.Context, dest string, rep *engine.Report) e
 	}
 	sr.addFilteredOut(listing)
 	if err := sr.m.CheckListing(listing); err != nil {
-		return sr.failed(fmt.Errorf("signature: %w", err))
+		return sr.failed(sigErr("", err))
 	}
 	if err := hashTree(ctx, root, sr.m, paths); err != nil {
 		return sr.failed(err)
@@ -206,7 +207,7 @@ func (sr *sigRun) verifyCommitted(ctx context.Context, dest string) error {
 	data, err := readBounded(fh, defaultBundleName)
 	fh.Close()
 	if err != nil {
-		return fmt.Errorf("signature: %w", err)
+		return sigErr("", err)
 	}
 	sr.res.Present = true
 	return sr.verify(ctx, data)
@@ -238,7 +239,7 @@ func (sr *sigRun) addFilteredOut(listing map[string]int64) {
 		return
 	}
 	for p, segs := range sr.m.Files {
-		if _, ok := listing[p]; ok || sr.keep(p) {
+		if _, ok := listing[p]; ok || p == "." || sr.keep(p) {
 			continue
 		}
 		listing[p] = signedSize(segs)
@@ -257,7 +258,7 @@ func signedSize(segs []modelsig.Segment) int64 {
 func countListed(m *modelsig.Manifest, paths []string) int {
 	n := 0
 	for _, p := range paths {
-		if _, ok := m.Files[p]; ok {
+		if _, ok := m.Segments(p); ok {
 			n++
 		}
 	}
@@ -289,5 +290,21 @@ func (sr *sigRun) explain(err error) error {
 	if sr == nil || sr.sc.policy == nil || sr.sc.mode != sigEnforce || sr.m == nil && !sr.inTree {
 		return err
 	}
+	if rest, ok := strings.CutPrefix(err.Error(), "signature: "); ok {
+		return fmt.Errorf("signature check failed, no model file committed: %s", rest)
+	}
 	return fmt.Errorf("signature check failed, no model file committed: %w", err)
+}
+
+// sigErr says "signature:" once (the verifier's errors say it already),
+// and where, when given.
+func sigErr(where string, err error) error {
+	msg, had := strings.CutPrefix(err.Error(), "signature: ")
+	switch {
+	case where != "":
+		return fmt.Errorf("signature: %s: %s", where, msg)
+	case had:
+		return err
+	}
+	return fmt.Errorf("signature: %w", err)
 }

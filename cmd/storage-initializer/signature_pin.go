@@ -44,12 +44,12 @@ func (sr *sigRun) pin(ctx context.Context, plan *engine.Plan, bundleSum [32]byte
 			// What DEST gets is the bundle that was verified, byte for byte.
 			exp, err := pinSHA256(rel, f.Expect, checksum.Value{Algorithm: checksum.SHA256, Sum: bundleSum[:]}, signaturePin)
 			if err != nil {
-				return fmt.Errorf("signature: %w", err)
+				return sigErr("", err)
 			}
 			f.Expect = exp
 			continue
 		}
-		segs, listed := sr.m.Files[rel]
+		segs, listed := sr.m.Segments(rel)
 		if !f.Unfiltered && sr.keep != nil && !sr.keep(rel) {
 			continue // left out by the user's patterns (addFilteredOut)
 		}
@@ -72,7 +72,7 @@ func (sr *sigRun) pin(ctx context.Context, plan *engine.Plan, bundleSum [32]byte
 	}
 	sr.addFilteredOut(listing)
 	if err := sr.m.CheckListing(listing); err != nil {
-		return fmt.Errorf("signature: %w", err)
+		return sigErr("", err)
 	}
 	return nil
 }
@@ -82,7 +82,7 @@ func pinSegments(f *engine.File, rel string, segs []modelsig.Segment) error {
 	if len(segs) == 1 && segs[0].Start == 0 {
 		exp, err := pinSHA256(rel, f.Expect, checksum.Value{Algorithm: checksum.SHA256, Sum: segs[0].SHA256}, signaturePin)
 		if err != nil {
-			return fmt.Errorf("signature: %w", err)
+			return sigErr("", err)
 		}
 		f.Expect = exp
 		return nil
@@ -152,7 +152,7 @@ func (sr *sigRun) checkTree(ctx context.Context, root *os.Root, plain map[string
 		data, err := readBounded(fh, defaultBundleName)
 		fh.Close()
 		if err != nil {
-			return fmt.Errorf("signature: %w", err)
+			return sigErr("", err)
 		}
 		sr.res.Present = true
 		if err := sr.verify(ctx, data); err != nil {
@@ -175,7 +175,7 @@ func (sr *sigRun) checkTree(ctx context.Context, root *os.Root, plain map[string
 	}
 	sr.addFilteredOut(listing)
 	if err := sr.m.CheckListing(listing); err != nil {
-		return fmt.Errorf("signature: %w", err)
+		return sigErr("", err)
 	}
 	if err := hashTree(ctx, root, sr.m, paths); err != nil {
 		return err

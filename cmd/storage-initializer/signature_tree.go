@@ -55,7 +55,7 @@ func hashTree(ctx context.Context, root *os.Root, m *modelsig.Manifest, paths []
 	sem := make(chan struct{}, max(1, min(4, runtime.GOMAXPROCS(0))))
 	var wg sync.WaitGroup
 	for i, p := range paths {
-		segs, ok := m.Files[p]
+		segs, ok := m.Segments(p)
 		if !ok {
 			continue
 		}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/storage-initializer/storage-initializer/internal/signtest"
+	"github.com/storage-initializer/storage-initializer/internal/testenv"
+)
+
+// Signed models through the binary (issue 16), for every kind of source
+// the acceptance names: a local folder, S3 (MinIO), an OCI artifact of raw
+// files (oras) and a modelcar image (tar layers, model.sig inside). Models
+// are signed in the test with internal/signtest (real v1.0 bundles). Every
+// refused pull must exit 1 with a one-line reason and leave no model file
+// under its final name.
+
+// sigModel is a model of three files, the third spanning several chunks
+// (the CLI runs with 1 MiB chunks), so that a changed byte in it is found
+// after the first two are complete.
+func sigModel() map[string][]byte {
+	return map[string][]byte{
+		"config.json": []byte(`{"arch":"test"}`),
+		"tok.bin":     testenv.Random(200_000, 41),
+		"weights.bin": testenv.Random(3<<20+777, 42),
+	}
+}
+
+// sigSource publishes files (the bundle among them when the source holds
+// it) and returns SRC, the environment and extra flags to pull it with.
+type sigSource struct {
+	name    string
+	publish func(t *testing.T, files map[string][]byte) (src string, env, flags []string)
+}
+
+func sigLocal() sigSource {
+	return sigSource{"local", func(t *testing.T, files map[string][]byte) (string, []string, []string) {
+		dir := t.TempDir()
+		for p, b := range files {
+			require.NoError(t, os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, p), b, 0o644))
+		}
+		return dir, nil, []string{"--pvc-mode", "copy"}
+	}}
+}
+
+func sigS3(t *testing.T) sigSource {
+	m := testenv.MinIO(t)
+	bucket := m.Bucket(t)
+	n := 0
+	return sigSource{"s3", func(t *testing.T, files map[string][]byte) (string, []string, []string) {
+		n++
+		prefix := fmt.Sprintf("m%d", n)
+		for p, b := range files {
+			alg := types.ChecksumAlgorithmCrc64nvme
+			if p == "config.json" {
+				alg = types.ChecksumAlgorithmSha256 // the store's own SHA-256 must agree with the signed one
+			}
+			m.Put(t, bucket, prefix+"/"+p, b, alg)
+		}
+		return "s3://" + bucket + "/" + prefix, m.Env(), nil
+	}}
+}
+
+// sigOras pushes the files as an oras artifact (each a raw layer named by
+// its title annotation): plain files with paths for the engine.
+func sigOras(t *testing.T) sigSource {
+	s := testenv.Registry(t)
+	oras := oci2eTool(t, "oras")
+	n := 0
+	return sigSource{"oci-raw", func(t *testing.T, files map[string][]byte) (string, []string, []string) {
+		n++
+		work := t.TempDir()
+		var names []string
+		for p, b := range files {
+			require.NoError(t, os.WriteFile(filepath.Join(work, p), b, 0o644))
+			names = append(names, p)
+		}
+		sort.Strings(names)
+		ref := fmt.Sprintf("%s/%s:v%d", s.Plain, oci2eRepo(t), n)
+		cmd := exec.Command(oras, append([]string{"push", "--plain-http", ref}, names...)...)
+		cmd.Dir = work
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "oras push: %s", out)
+		return "oci://" + ref, nil, nil
+	}}
+}
+
+// sigModelcar pushes a modelcar image: one gzip tar layer with every file
+// under /models (model.sig too: the bundle is read once unpacked).
+func sigModelcar(t *testing.T) sigSource {
+	s := testenv.Registry(t)
+	n := 0
+	return sigSource{"modelcar", func(t *testing.T, files map[string][]byte) (string, []string, []string) {
+		n++
+		var raw bytes.Buffer
+		tw := tar.NewWriter(&raw)
+		var names []string
+		for p := range files {
+			names = append(names, p)
+		}
+		sort.Strings(names)
+		for _, p := range names {
+			require.NoError(t, tw.WriteHeader(&tar.Header{Name: "models/" + p, Typeflag: tar.TypeReg, Mode: 0o644,
+				Size: int64(len(files[p])), ModTime: time.Unix(1700000000, 0)}))
+			_, err := tw.Write(files[p])
+			require.NoError(t, err)
+		}
+		require.NoError(t, tw.Close())
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		_, err := zw.Write(raw.Bytes())
+		require.NoError(t, err)
+		require.NoError(t, zw.Close())
+		tag := fmt.Sprintf("v%d", n)
+		oci2ePush(t, s.Plain, oci2eRepo(t), tag, gz.Bytes())
+		return "oci://" + s.Plain + "/" + oci2eRepo(t) + ":" + tag, nil, nil
+	}}
+}
+
+// sigCase is one signed pull: what is signed, what the source holds, the
+// policy, and the outcome.
+type sigCase struct {
+	name string
+	// prepare returns the files published (the bundle included) and the
+	// policy flags, given the model.
+	prepare func(t *testing.T, model map[string][]byte) (map[string][]byte, []string)
+	// reason is in the one-line error ("" : the pull succeeds).
+	reason string
+}
+
+func writeTemp(t *testing.T, name string, b []byte) string {
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, b, 0o644))
+	return p
+}
+
+func withBundle(files map[string][]byte, bundle []byte) map[string][]byte {
+	out := map[string][]byte{}
+	for p, b := range files {
+		out[p] = b
+	}
+	out["model.sig"] = bundle
+	return out
+}
+
+func sigCases(shards int64) []sigCase {
+	key := func(t *testing.T, model map[string][]byte) ([]byte, []string) {
+		bundle, pub := signtest.SignKey(t, model, signtest.Options{ShardSize: shards})
+		return bundle, []string{"--signature-public-key", writeTemp(t, "pub.pem", pub)}
+	}
+	return []sigCase{
+		{name: "valid", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, flags := key(t, model)
+			return withBundle(model, b), flags
+		}},
+		{name: "changed byte in the last file", reason: "weights.bin", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, flags := key(t, model)
+			pub := withBundle(model, b)
+			w := append([]byte(nil), model["weights.bin"]...)
+			w[len(w)-2] ^= 0x20
+			pub["weights.bin"] = w
+			return pub, flags
+		}},
+		{name: "missing file", reason: "tok.bin", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, flags := key(t, model)
+			pub := withBundle(model, b)
+			delete(pub, "tok.bin")
+			return pub, flags
+		}},
+		{name: "extra file", reason: "extra.txt", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, flags := key(t, model)
+			pub := withBundle(model, b)
+			pub["extra.txt"] = []byte("not signed")
+			return pub, flags
+		}},
+		{name: "wrong key", reason: "--signature-public-key", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, _ := key(t, model)
+			other := signtest.PublicKeyPEM(t, &signtest.NewKey(t).PublicKey)
+			return withBundle(model, b), []string{"--signature-public-key", writeTemp(t, "other.pem", other)}
+		}},
+		{name: "expired certificate", reason: "certificate", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, chain := signtest.SignCertificate(t, model, signtest.Options{ShardSize: shards, Expired: true})
+			return withBundle(model, b), []string{"--signature-certificate-chain", writeTemp(t, "ca.pem", chain)}
+		}},
+		{name: "untrusted certificate", reason: "not trusted", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, _ := signtest.SignCertificate(t, model, signtest.Options{ShardSize: shards})
+			other := signtest.NewCA(t).RootPEM()
+			return withBundle(model, b), []string{"--signature-certificate-chain", writeTemp(t, "ca.pem", other)}
+		}},
+		{name: "valid certificate", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, chain := signtest.SignCertificate(t, model, signtest.Options{ShardSize: shards})
+			return withBundle(model, b), []string{"--signature-certificate-chain", writeTemp(t, "ca.pem", chain)}
+		}},
+	}
+}
+
+// sigSummary is the part of --summary-json these tests read.
+type sigSummary struct {
+	Files     []struct{ Path, Verified string } `json:"files"`
+	Signature *struct {
+		Verified       bool     `json:"verified"`
+		Present        bool     `json:"present"`
+		Mode           string   `json:"mode"`
+		Method         string   `json:"method"`
+		KeyFingerprint string   `json:"key_fingerprint"`
+		Identity       string   `json:"identity"`
+		RootDigest     string   `json:"root_digest"`
+		FilesChecked   int      `json:"files_checked"`
+		FilteredOut    []string `json:"filtered_out"`
+		Reason         string   `json:"reason"`
+	} `json:"signature"`
+}
+
+func readSigSummary(t *testing.T, p string) sigSummary {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	var s sigSummary
+	require.NoError(t, json.Unmarshal(b, &s), "%s", b)
+	require.NotNil(t, s.Signature, "%s", b)
+	return s
+}
+
+// runSigCases runs every case against src.
+func runSigCases(t *testing.T, src sigSource, shards int64) {
+	for _, c := range sigCases(shards) {
+		t.Run(c.name, func(t *testing.T) {
+			model := sigModel()
+			files, policy := c.prepare(t, model)
+			uri, env, flags := src.publish(t, files)
+			dest := filepath.Join(t.TempDir(), "model")
+			term := writeTemp(t, "termination-log", nil)
+			sum := filepath.Join(t.TempDir(), "summary.json")
+			args := append(append(append([]string{"--chunk-size", "1MiB", "--termination-log", term, "--summary-json", sum}, flags...), policy...), uri, dest)
+			_, stderr, code := runSI(t, env, args...)
+			if c.reason == "" {
+				require.Equal(t, 0, code, stderr)
+				assert.Equal(t, withBundle(model, files["model.sig"]), finalFiles(t, dest))
+				s := readSigSummary(t, sum)
+				assert.True(t, s.Signature.Verified)
+				assert.Equal(t, "enforce", s.Signature.Mode)
+				assert.Equal(t, 3, s.Signature.FilesChecked)
+				assert.True(t, strings.HasPrefix(s.Signature.RootDigest, "sha256:"), s.Signature.RootDigest)
+				assert.True(t, s.Signature.KeyFingerprint != "" || s.Signature.Identity != "", "the signer is recorded")
+				_, err := os.Stat(filepath.Join(dest, ".storage-initializer"))
+				assert.True(t, os.IsNotExist(err), "state folder left behind")
+				return
+			}
+			require.Equal(t, 1, code, stderr)
+			assert.Empty(t, finalFiles(t, dest), "a refused signed pull left model files under their final names")
+			msg, err := os.ReadFile(term)
+			require.NoError(t, err)
+			t.Logf("reason: %s", msg)
+			assert.Equal(t, 1, strings.Count(string(msg), "\n"), "one line: %s", msg)
+			assert.Contains(t, string(msg), "signature")
+			assert.Contains(t, string(msg), c.reason)
+			s := readSigSummary(t, sum)
+			assert.False(t, s.Signature.Verified)
+			assert.NotEmpty(t, s.Signature.Reason)
+		})
+	}
+	t.Run("warn mode", func(t *testing.T) {
+		model := sigModel()
+		bundle, pub := signtest.SignKey(t, model, signtest.Options{ShardSize: shards})
+		files := withBundle(model, bundle)
+		changed := append([]byte(nil), model["weights.bin"]...)
+		changed[100] ^= 1
+		files["weights.bin"] = changed
+		uri, env, flags := src.publish(t, files)
+		dest := filepath.Join(t.TempDir(), "model")
+		sum := filepath.Join(t.TempDir(), "summary.json")
+		args := append(append([]string{"--chunk-size", "1MiB", "--summary-json", sum, "--signature-mode", "warn",
+			"--signature-public-key", writeTemp(t, "pub.pem", pub)}, flags...), uri, dest)
+		_, stderr, code := runSI(t, env, args...)
+		require.Equal(t, 0, code, stderr)
+		assert.Equal(t, files, finalFiles(t, dest), "warn mode keeps the pull")
+		assert.Contains(t, stderr, "signature check failed (--signature-mode=warn")
+		assert.Contains(t, stderr, "weights.bin")
+		s := readSigSummary(t, sum)
+		assert.False(t, s.Signature.Verified)
+		assert.Equal(t, "warn", s.Signature.Mode)
+		assert.Contains(t, s.Signature.Reason, "weights.bin")
+	})
+}
+
+func TestE2ESignatureLocalFolder(t *testing.T) { runSigCases(t, sigLocal(), 0) }
+
+func TestE2ESignatureLocalFolderShards(t *testing.T) { runSigCases(t, sigLocal(), 1<<20) }
+
+func TestE2ESignatureS3(t *testing.T) { runSigCases(t, sigS3(t), 0) }
+
+func TestE2ESignatureS3Shards(t *testing.T) { runSigCases(t, sigS3(t), 1<<20) }
+
+func TestE2ESignatureOCIRawLayers(t *testing.T) { runSigCases(t, sigOras(t), 0) }
+
+func TestE2ESignatureModelcar(t *testing.T) { runSigCases(t, sigModelcar(t), 0) }
