@@ -309,3 +309,149 @@ func TestE2ESignatureS3Shards(t *testing.T) { runSigCases(t, sigS3(t), 1<<20) }
 func TestE2ESignatureOCIRawLayers(t *testing.T) { runSigCases(t, sigOras(t), 0) }
 
 func TestE2ESignatureModelcar(t *testing.T) { runSigCases(t, sigModelcar(t), 0) }
+
+// sigFixtures is the reference implementation's signed test models (kept by
+// pkg/modelsig with their licence).
+var sigFixtures = filepath.Join(oci2eRoot, "pkg", "modelsig", "testdata", "model-transparency")
+
+func sigFixtureFiles(t *testing.T, name string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	entries, err := os.ReadDir(filepath.Join(sigFixtures, name))
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(sigFixtures, name, e.Name()))
+		require.NoError(t, err)
+		files[e.Name()] = b
+	}
+	return files
+}
+
+// TestE2ESignatureReferenceFixtures pulls the reference implementation's
+// own signed models (key, certificate, sigstore with an offline trust root)
+// from a local folder and from S3; the statements' ignore_paths (ignore-me)
+// are honoured; a wrong sigstore identity or issuer fails.
+func TestE2ESignatureReferenceFixtures(t *testing.T) {
+	keys := filepath.Join(sigFixtures, "keys", "certificate")
+	trust := filepath.Join(oci2eRoot, "pkg", "modelsig", "testdata", "sigstore-public-good-trusted_root.json")
+	sigstore := func(id, issuer string) []string {
+		return []string{"--signature-identity", id, "--signature-identity-provider", issuer, "--signature-trust-root", trust}
+	}
+	cases := []struct {
+		fixture, reason string
+		policy          []string
+	}{
+		{"v1.1.0-elliptic-key", "", []string{"--signature-public-key", filepath.Join(keys, "signing-key-pub.pem")}},
+		{"v1.1.0-certificate", "", []string{"--signature-certificate-chain", filepath.Join(keys, "ca-cert.pem")}},
+		{"v1.1.0-sigstore", "", sigstore("stefanb@us.ibm.com", "https://sigstore.verify.ibm.com/oauth2")},
+		{"v1.0.0-sigstore", "", sigstore("stefanb@us.ibm.com", "https://sigstore.verify.ibm.com/oauth2")},
+		{"v1.1.0-sigstore", "someone@example.com", sigstore("someone@example.com", "https://sigstore.verify.ibm.com/oauth2")},
+		{"v1.1.0-sigstore", "accounts.google.com", sigstore("stefanb@us.ibm.com", "https://accounts.google.com")},
+		{"v1.1.0-elliptic-key", "--signature-public-key", []string{"--signature-public-key", writeTemp(t, "other.pem", signtest.PublicKeyPEM(t, &signtest.NewKey(t).PublicKey))}},
+	}
+	sources := []sigSource{sigLocal(), sigS3(t)}
+	for _, c := range cases {
+		for _, src := range sources {
+			t.Run(c.fixture+"/"+src.name+"/"+c.reason, func(t *testing.T) {
+				files := sigFixtureFiles(t, c.fixture)
+				uri, env, flags := src.publish(t, files)
+				dest := filepath.Join(t.TempDir(), "model")
+				sum := filepath.Join(t.TempDir(), "summary.json")
+				args := append(append(append([]string{"--summary-json", sum}, flags...), c.policy...), uri, dest)
+				_, stderr, code := runSI(t, env, args...)
+				if c.reason != "" {
+					require.Equal(t, 1, code, stderr)
+					assert.Contains(t, stderr, c.reason)
+					assert.Empty(t, finalFiles(t, dest))
+					return
+				}
+				require.Equal(t, 0, code, stderr)
+				assert.Equal(t, files, finalFiles(t, dest), "ignore-me is kept (ignored by the signature, not refused)")
+				s := readSigSummary(t, sum)
+				assert.True(t, s.Signature.Verified)
+				assert.Equal(t, 2, s.Signature.FilesChecked, "signme-1 and signme-2")
+				if strings.Contains(c.fixture, "sigstore") {
+					assert.Equal(t, "stefanb@us.ibm.com", s.Signature.Identity)
+				}
+			})
+		}
+	}
+}
+
+// TestE2ESignatureNoPolicyFilterAndFlags: a bundle found without a policy
+// is reported, never trusted; patterns that leave out a signed file are
+// reported; contradictory flags fail before anything is fetched.
+func TestE2ESignatureNoPolicyFilterAndFlags(t *testing.T) {
+	model := sigModel()
+	bundle, pub := signtest.SignKey(t, model, signtest.Options{})
+	src, _, flags := sigLocal().publish(t, withBundle(model, bundle))
+
+	t.Run("no policy", func(t *testing.T) {
+		dest, sum := filepath.Join(t.TempDir(), "m"), filepath.Join(t.TempDir(), "s.json")
+		_, stderr, code := runSI(t, nil, append(flags, "--summary-json", sum, src, dest)...)
+		require.Equal(t, 0, code, stderr)
+		assert.Contains(t, stderr, "signature present, not verified (no policy given)")
+		s := readSigSummary(t, sum)
+		assert.True(t, s.Signature.Present)
+		assert.False(t, s.Signature.Verified)
+		assert.Equal(t, "signature present, not verified (no policy given)", s.Signature.Reason)
+	})
+	t.Run("a signed file left out by --exclude", func(t *testing.T) {
+		dest, sum := filepath.Join(t.TempDir(), "m"), filepath.Join(t.TempDir(), "s.json")
+		_, stderr, code := runSI(t, nil, append(flags, "--summary-json", sum, "--exclude", "tok.bin",
+			"--signature-public-key", writeTemp(t, "pub.pem", pub), src, dest)...)
+		require.Equal(t, 0, code, stderr)
+		got := finalFiles(t, dest)
+		assert.NotContains(t, got, "tok.bin")
+		assert.Equal(t, model["weights.bin"], got["weights.bin"])
+		s := readSigSummary(t, sum)
+		assert.True(t, s.Signature.Verified)
+		assert.Equal(t, []string{"tok.bin"}, s.Signature.FilteredOut)
+		assert.Equal(t, 2, s.Signature.FilesChecked)
+	})
+	t.Run("symlink mode is refused", func(t *testing.T) {
+		_, stderr, code := runSI(t, nil, "--signature-public-key", writeTemp(t, "pub.pem", pub), src, t.TempDir())
+		assert.Equal(t, 2, code, stderr)
+		assert.Contains(t, stderr, "use --pvc-mode=copy")
+	})
+	for _, bad := range [][]string{
+		{"--signature-public-key", "/nonexistent", "--signature-certificate-chain", "/nonexistent"},
+		{"--signature-identity", "a@b"},
+		{"--signature-mode", "warn"},
+		{"--signature", "s3://b/model.sig"},
+		{"--signature-mode", "paranoid", "--signature-public-key", "/nonexistent"},
+		{"--signature-public-key", "/nonexistent/pub.pem"},
+	} {
+		_, stderr, code := runSI(t, nil, append(bad, "s3://unreachable.invalid/m", t.TempDir())...)
+		assert.Equal(t, 2, code, "%v: %s", bad, stderr)
+		assert.Contains(t, stderr, "signature", "%v", bad)
+		assert.NotContains(t, stderr, "unreachable.invalid", "%v: refused before anything is fetched", bad)
+	}
+}
+
+// TestE2ESignatureS3NodeCache: a signed pull through the node cache; a
+// changed byte in another DEST commits nothing even with the other files
+// served from the cache.
+func TestE2ESignatureS3NodeCache(t *testing.T) {
+	src := sigS3(t)
+	cache := t.TempDir()
+	model := sigModel()
+	bundle, pub := signtest.SignKey(t, model, signtest.Options{})
+	key := writeTemp(t, "pub.pem", pub)
+	uri, env, _ := src.publish(t, withBundle(model, bundle))
+	dest := filepath.Join(t.TempDir(), "a")
+	_, stderr, code := runSI(t, env, "--cache-dir", cache, "--chunk-size", "1MiB", "--signature-public-key", key, uri, dest)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, withBundle(model, bundle), finalFiles(t, dest))
+
+	changed := withBundle(model, bundle)
+	w := append([]byte(nil), model["weights.bin"]...)
+	w[len(w)/2] ^= 1
+	changed["weights.bin"] = w
+	uri, env, _ = src.publish(t, changed)
+	dest = filepath.Join(t.TempDir(), "b")
+	_, stderr, code = runSI(t, env, "--cache-dir", cache, "--chunk-size", "1MiB", "--signature-public-key", key, uri, dest)
+	require.Equal(t, 1, code, stderr)
+	assert.Contains(t, stderr, "weights.bin")
+	assert.Empty(t, finalFiles(t, dest))
+}

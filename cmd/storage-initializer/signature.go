@@ -60,6 +60,9 @@ type sigRun struct {
 func prepareSignature(ctx context.Context, cfg *config, log *zap.Logger, s engine.PlanSettings, reg registry,
 	plan *engine.Plan, src, dest string) (*sigRun, error) {
 	sc := cfg.signature
+	if sc.policy != nil && (len(plan.Links) > 0 || len(plan.Checked) > 0) {
+		return nil, &usageError{fmt.Sprintf("a signature is checked on downloaded files, but %s is linked or verified in place: use --pvc-mode=copy", redactURI(src))}
+	}
 	sr := &sigRun{sc: sc, log: log, keep: cfg.filter, res: &sigResult{Source: redactURI(src), Dest: dest, Mode: sc.mode}}
 	if sc.policy != nil {
 		sr.res.Method = string(sc.policy.Method)
@@ -93,9 +96,6 @@ func prepareSignature(ctx context.Context, cfg *config, log *zap.Logger, s engin
 	}
 	if err != nil {
 		return sr, sr.failed(sigErr("", err))
-	}
-	if len(plan.Links) > 0 || len(plan.Checked) > 0 {
-		return sr, &usageError{fmt.Sprintf("a signature is checked on downloaded files, but %s is linked or verified in place: use --pvc-mode=copy", redactURI(src))}
 	}
 	if sr.inTree {
 		if sc.mode == sigEnforce {
