@@ -211,6 +211,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if cfg.signature, err = signatureConfig(sig); err != nil {
 		return cfg, &usageError{err.Error()}
 	}
+	if cfg.signature.uri != "" && len(cfg.pairs) > 2 {
+		return cfg, &usageError{fmt.Sprintf("--signature names one bundle but %d SRC DEST pairs were given: run one pair per bundle, or put each model's model.sig at its root", len(cfg.pairs)/2)}
+	}
 	if cfg.signature.policy != nil {
 		if digest != "" {
 			return cfg, &usageError{"VERIFICATION_DIGEST and a signature policy both pin the model: give one of them"}

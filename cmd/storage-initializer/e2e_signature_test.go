@@ -455,3 +455,40 @@ func TestE2ESignatureS3NodeCache(t *testing.T) {
 	assert.Contains(t, stderr, "weights.bin")
 	assert.Empty(t, finalFiles(t, dest))
 }
+
+// TestE2ESignatureS3RerunReusesVerifiedFiles: a refused pull keeps the
+// files it verified (held, not under their final names); once the source
+// is fixed, the rerun fetches only the file that failed.
+func TestE2ESignatureS3RerunReusesVerifiedFiles(t *testing.T) {
+	m := testenv.MinIO(t)
+	bucket := m.Bucket(t)
+	model := sigModel()
+	bundle, pub := signtest.SignKey(t, model, signtest.Options{})
+	key := writeTemp(t, "pub.pem", pub)
+	for p, b := range withBundle(model, bundle) {
+		m.Put(t, bucket, "m/"+p, b, types.ChecksumAlgorithmCrc64nvme)
+	}
+	w := append([]byte(nil), model["weights.bin"]...)
+	w[7] ^= 1
+	m.Put(t, bucket, "m/weights.bin", w, types.ChecksumAlgorithmCrc64nvme)
+	dest := filepath.Join(t.TempDir(), "model")
+	args := []string{"--chunk-size", "1MiB", "--signature-public-key", key, "s3://" + bucket + "/m", dest}
+	_, stderr, code := runSI(t, m.Env(), args...)
+	require.Equal(t, 1, code, stderr)
+	assert.Empty(t, finalFiles(t, dest))
+
+	m.Put(t, bucket, "m/weights.bin", model["weights.bin"], types.ChecksumAlgorithmCrc64nvme)
+	sum := filepath.Join(t.TempDir(), "s.json")
+	_, stderr, code = runSI(t, m.Env(), append([]string{"--summary-json", sum}, args...)...)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, withBundle(model, bundle), finalFiles(t, dest))
+	s := s3e2eReadSummary(t, sum)
+	fetched := map[string]int64{}
+	for _, f := range s.Files {
+		fetched[f.Path] = f.Fetched
+		if f.Path != "weights.bin" {
+			assert.Equal(t, "resumed", f.Status, "%s was verified by the first run and held", f.Path)
+		}
+	}
+	assert.Equal(t, map[string]int64{"config.json": 0, "tok.bin": 0, "model.sig": 0, "weights.bin": int64(len(model["weights.bin"]))}, fetched)
+}

@@ -166,7 +166,9 @@ func fetch(ctx context.Context, cfg *config, log *zap.Logger, eng *engine.Engine
 		}
 	}
 	var sig *sigRun
-	if !cfg.dryRun {
+	if cfg.dryRun && cfg.signature.policy != nil {
+		log.Info("dry run: the signature is not checked", zap.String("source", redactURI(src)))
+	} else if !cfg.dryRun {
 		if sig, err = prepareSignature(ctx, cfg, log, eng.PlanSettings(), reg, plan, src, dest); err != nil {
 			closePlan()
 			return nil, sig.result(), err

@@ -279,15 +279,23 @@ func (sr *sigRun) refused(err error) *sigResult {
 	if sr == nil {
 		return nil
 	}
-	if sr.sc.policy != nil && sr.sc.mode == sigEnforce && sr.res.Reason == "" {
-		sr.res.Reason = sr.explain(err).Error()
+	if sr.sc.policy != nil && sr.res.Reason == "" {
+		sr.res.Reason = "not verified: the pull failed: " + err.Error()
+		if e := sr.explain(err); e != err {
+			sr.res.Reason = e.Error()
+		}
 	}
 	return sr.res
 }
 
-// explain says that a failed signed pull left nothing under a final name.
+// explain says that a signed pull that failed a check (a file's signed
+// digest, an image's tree) left nothing under a final name; other failures
+// (a server down) are reported as they are.
 func (sr *sigRun) explain(err error) error {
 	if sr == nil || sr.sc.policy == nil || sr.sc.mode != sigEnforce || sr.m == nil && !sr.inTree {
+		return err
+	}
+	if msg := err.Error(); !strings.Contains(msg, "signature: ") && !strings.Contains(msg, "checksum mismatch") {
 		return err
 	}
 	if rest, ok := strings.CutPrefix(err.Error(), "signature: "); ok {
