@@ -159,9 +159,9 @@ func (sr *sigRun) checkTree(ctx context.Context, root *os.Root, plain map[string
 			return err
 		}
 	}
-	tree, err := listRegular(root)
+	tree, err := listTree(root, sr.m.AllowSymlinks)
 	if err != nil {
-		return fmt.Errorf("signature: list the unpacked files: %w", err)
+		return sigErr("the unpacked image", err)
 	}
 	listing := map[string]int64{}
 	var paths []string

@@ -22,9 +22,11 @@ import (
 	"github.com/storage-initializer/storage-initializer/pkg/modelsig"
 )
 
-// listRegular lists the regular files under root (rel path → size),
-// without the engine's state folder.
-func listRegular(root *os.Root) (map[string]int64, error) {
+// listTree lists the files under root (rel path → size), without the
+// engine's state folder. A symlink is refused unless the signature allows
+// symlinks (the reference's allow_symlinks); then it counts as the file it
+// points to inside root (os.Root never follows one out of it).
+func listTree(root *os.Root, allowSymlinks bool) (map[string]int64, error) {
 	out := map[string]int64{}
 	err := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -32,6 +34,19 @@ func listRegular(root *os.Root) (map[string]int64, error) {
 		}
 		if d.IsDir() && p == ".storage-initializer" {
 			return fs.SkipDir
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if !allowSymlinks {
+				return fmt.Errorf("%s is a symlink and the signature does not allow symlinks (allow_symlinks is false)", p)
+			}
+			fi, err := root.Stat(p)
+			if err != nil {
+				return fmt.Errorf("symlink %s: %w", p, err)
+			}
+			if fi.Mode().IsRegular() {
+				out[p] = fi.Size()
+			}
+			return nil
 		}
 		if !d.Type().IsRegular() {
 			return nil
