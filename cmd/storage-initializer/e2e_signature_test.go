@@ -492,3 +492,59 @@ func TestE2ESignatureS3RerunReusesVerifiedFiles(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int64{"config.json": 0, "tok.bin": 0, "model.sig": 0, "weights.bin": int64(len(model["weights.bin"]))}, fetched)
 }
+
+// TestE2ESignatureBundleElsewhere: the bundle is not in the model; it is
+// named by --signature as a local file, an S3 object or a file of an oras
+// artifact, for a modelcar (checked on its unpacked tree) and S3 files.
+func TestE2ESignatureBundleElsewhere(t *testing.T) {
+	s := testenv.Registry(t)
+	m := testenv.MinIO(t)
+	bucket := m.Bucket(t)
+	oras := oci2eTool(t, "oras")
+	model := sigModel()
+	bundle, pub := signtest.SignKey(t, model, signtest.Options{})
+	key := writeTemp(t, "pub.pem", pub)
+
+	local := writeTemp(t, "my.sig", bundle)
+	m.Put(t, bucket, "sigs/model.sig", bundle, "")
+	work := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(work, "model.sig"), bundle, 0o644))
+	sigRef := s.Plain + "/" + oci2eRepo(t) + "-sig:v1"
+	cmd := exec.Command(oras, "push", "--plain-http", sigRef, "model.sig")
+	cmd.Dir = work
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "oras push: %s", out)
+
+	car, _, _ := sigModelcar(t).publish(t, model)
+	s3src, env, _ := sigS3(t).publish(t, model)
+	for _, src := range []string{car, s3src} {
+		for _, sig := range []string{local, "s3://" + bucket + "/sigs/model.sig", "oci://" + sigRef} {
+			where := strings.SplitN(sig, ":", 2)[0]
+			if strings.HasPrefix(sig, "/") {
+				where = "a local file"
+			}
+			t.Run(strings.SplitN(src, ":", 2)[0]+" with "+where, func(t *testing.T) {
+				dest := filepath.Join(t.TempDir(), "m")
+				sum := filepath.Join(t.TempDir(), "s.json")
+				_, stderr, code := runSI(t, append(env, m.Env()...), "--summary-json", sum, "--signature", sig, "--signature-public-key", key, src, dest)
+				require.Equal(t, 0, code, stderr)
+				assert.Equal(t, model, finalFiles(t, dest))
+				sm := readSigSummary(t, sum)
+				assert.True(t, sm.Signature.Verified)
+				assert.Equal(t, 3, sm.Signature.FilesChecked)
+			})
+		}
+	}
+	// A changed byte in the image, bundle elsewhere: nothing committed.
+	changed := map[string][]byte{}
+	for p, b := range model {
+		changed[p] = b
+	}
+	changed["tok.bin"] = append([]byte{'X'}, model["tok.bin"][1:]...)
+	car, _, _ = sigModelcar(t).publish(t, changed)
+	dest := filepath.Join(t.TempDir(), "m")
+	_, stderr, code := runSI(t, nil, "--signature", local, "--signature-public-key", key, car, dest)
+	require.Equal(t, 1, code, stderr)
+	assert.Contains(t, stderr, "tok.bin")
+	assert.Empty(t, finalFiles(t, dest))
+}
