@@ -100,6 +100,41 @@ func sigOras(t *testing.T) sigSource {
 	}}
 }
 
+// sigModelPack pushes the files as a CNCF ModelPack: each a .raw weight
+// layer with its org.cncf.model.filepath annotation.
+func sigModelPack(t *testing.T) sigSource {
+	s := testenv.Registry(t)
+	oras := oci2eTool(t, "oras")
+	n := 0
+	return sigSource{"modelpack", func(t *testing.T, files map[string][]byte) (string, []string, []string) {
+		n++
+		work := t.TempDir()
+		ann := map[string]any{}
+		args := []string{"push", "--plain-http", "", "--artifact-type", "application/vnd.cncf.model.manifest.v1+json",
+			"--config", "config.v1.json:application/vnd.cncf.model.config.v1+json", "--annotation-file", "ann.json"}
+		var names []string
+		for p, b := range files {
+			require.NoError(t, os.WriteFile(filepath.Join(work, p), b, 0o644))
+			names = append(names, p)
+			ann[p] = map[string]string{"org.cncf.model.filepath": p}
+		}
+		sort.Strings(names)
+		for _, p := range names {
+			args = append(args, p+":application/vnd.cncf.model.weight.v1.raw")
+		}
+		a, _ := json.Marshal(ann)
+		require.NoError(t, os.WriteFile(filepath.Join(work, "ann.json"), a, 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(work, "config.v1.json"), []byte(`{"descriptor":{"name":"m"}}`), 0o644))
+		ref := fmt.Sprintf("%s/%s:v%d", s.Plain, oci2eRepo(t), n)
+		args[2] = ref
+		cmd := exec.Command(oras, args...)
+		cmd.Dir = work
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "oras push: %s", out)
+		return "oci://" + ref, nil, nil
+	}}
+}
+
 // sigModelcar pushes a modelcar image: one gzip tar layer with every file
 // under /models (model.sig too: the bundle is read once unpacked).
 func sigModelcar(t *testing.T) sigSource {
@@ -309,6 +344,8 @@ func TestE2ESignatureS3Shards(t *testing.T) { runSigCases(t, sigS3(t), 1<<20) }
 func TestE2ESignatureOCIRawLayers(t *testing.T) { runSigCases(t, sigOras(t), 0) }
 
 func TestE2ESignatureModelcar(t *testing.T) { runSigCases(t, sigModelcar(t), 0) }
+
+func TestE2ESignatureModelPack(t *testing.T) { runSigCases(t, sigModelPack(t), 1<<20) }
 
 // sigFixtures is the reference implementation's signed test models (kept by
 // pkg/modelsig with their licence).
