@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -140,4 +141,21 @@ func (fr *fileRun) commitHeldFile(root *os.Root) error {
 		return fmt.Errorf("commit %s (a symlink in DEST pointing outside it is refused): %w", fr.rel, err)
 	}
 	return nil
+}
+
+// removeStaleHeld drops, after a successful run, held files no plan will
+// commit (a refused signed pull rerun without a signature): every held
+// file of this run's plan was committed by now.
+func removeStaleHeld(root *os.Root) {
+	d, err := root.Open(StateDir)
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, n := range names {
+		if strings.HasSuffix(n, ".held") {
+			_ = root.Remove(path.Join(StateDir, n))
+		}
+	}
 }

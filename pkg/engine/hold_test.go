@@ -82,6 +82,19 @@ func TestCommitTogetherAChangedByteInTheLastFileCommitsNoneAndARerunResumes(t *t
 	_, err = os.Stat(filepath.Join(dest, StateDir))
 	assert.ErrorIs(t, err, os.ErrNotExist, "nothing is left held after the commit")
 
+	// A refused pull rerun without CommitTogether: its held files are
+	// dropped once the run succeeds.
+	stale := t.TempDir()
+	_, err = fastEngine().Run(context.Background(), stale, heldPlan(data, bad))
+	require.Error(t, err)
+	require.Equal(t, 2, heldCount(stale))
+	plain := heldPlan(data, nil)
+	plain.CommitTogether = false
+	_, err = fastEngine().Run(context.Background(), stale, plain)
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(stale, StateDir))
+	assert.ErrorIs(t, err, os.ErrNotExist, "stale held files are dropped")
+
 	// A third run finds everything present and fetches nothing.
 	srcs = []*memSource{{data: data[0]}, {data: data[1]}, {data: data[2]}}
 	p = heldPlan(data, nil)

@@ -146,6 +146,7 @@ func (e *Engine) Run(ctx context.Context, dest string, p *Plan) (*Report, error)
 		e.cache.evict(e.log)
 	}
 	removeStaleUnits(root, p.Units)
+	removeStaleHeld(root)
 	removeStateDirIfEmpty(root)
 	rep.Duration = time.Since(start)
 	if p.Resolved != "" {
