@@ -27,6 +27,10 @@ import (
 	"time"
 )
 
+// DefaultSignatureName is the bundle's name at the model root when no other is given
+// (the reference CLI's default --signature).
+const DefaultSignatureName = "model.sig"
+
 // Method is how the bundle's verification material is trusted.
 type Method string
 
@@ -48,7 +52,8 @@ type Policy struct {
 	Identity, IdentityProvider string
 	// TrustedRootJSON is a trusted_root.json (sigstore mode); nil = Sigstore public-good via TUF (network).
 	TrustedRootJSON []byte
-	// Now is the clock (tests); nil = time.Now.
+	// Now is the clock certificate mode checks the chain at (tests); nil = time.Now.
+	// Sigstore mode checks the certificate at the bundle's verified timestamps.
 	Now func() time.Time
 	// HTTPClient fetches the public-good trust root (sigstore mode without
 	// TrustedRootJSON); nil = a default internal/httpx client.
