@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -175,6 +176,12 @@ func issue(t testing.TB, tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, s
 		t.Fatal(err)
 	}
 	tmpl.SerialNumber = n
+	return issueSerial(t, tmpl, parent, pub, signer)
+}
+
+// issueSerial issues tmpl with the serial number it has.
+func issueSerial(t testing.TB, tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) *x509.Certificate {
+	t.Helper()
 	if parent == nil {
 		parent = tmpl
 	}
@@ -188,3 +195,5 @@ func issue(t testing.TB, tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, s
 	}
 	return c
 }
+
+func parseURL(s string) (*url.URL, error) { return url.Parse(s) }

@@ -2,6 +2,22 @@
 // in-toto predicate https://model_signing/signature/v1.0) and hands back the signed
 // manifest: the per-file digests (whole files or shards) the engine must match while it
 // downloads, and the listing rules (ignore_paths) the finished tree must satisfy.
+//
+// The format, as the reference implementation writes it:
+//   - a Sigstore bundle v0.3 whose dsseEnvelope (payloadType application/vnd.in-toto+json)
+//     signs an in-toto Statement v1 with one subject: the model's name and a root digest,
+//     SHA-256 over the raw resource digests in the order the resources are listed;
+//   - predicate.serialization: method "files" (one resource per file, name = path) or
+//     "shards" (name = "path:start:end", [start,end) in shard_size steps, no resource for
+//     an empty file), hash_type, allow_symlinks, ignore_paths (recorded by the signer:
+//     the signature file, the git paths, its --ignore-paths);
+//   - verification material: key mode names the key by hint (SHA-256 hex of its PEM);
+//     certificate mode carries leaf + intermediates in x509CertificateChain; sigstore
+//     mode a Fulcio certificate, Rekor entries and RFC 3161 timestamps.
+//
+// What a caller does with a verified Manifest: hash each downloaded file's segments
+// (Segments) and compare with SHA256; run CheckListing over the finished tree (leaving
+// the signature file out); only then give files their final names.
 package modelsig
 
 import (
@@ -10,6 +26,10 @@ import (
 	"net/http"
 	"time"
 )
+
+// DefaultSignatureName is the bundle's name at the model root when no other is given
+// (the reference CLI's default --signature).
+const DefaultSignatureName = "model.sig"
 
 // Method is how the bundle's verification material is trusted.
 type Method string
@@ -32,7 +52,8 @@ type Policy struct {
 	Identity, IdentityProvider string
 	// TrustedRootJSON is a trusted_root.json (sigstore mode); nil = Sigstore public-good via TUF (network).
 	TrustedRootJSON []byte
-	// Now is the clock (tests); nil = time.Now.
+	// Now is the clock certificate mode checks the chain at (tests); nil = time.Now.
+	// Sigstore mode checks the certificate at the bundle's verified timestamps.
 	Now func() time.Time
 	// HTTPClient fetches the public-good trust root (sigstore mode without
 	// TrustedRootJSON); nil = a default internal/httpx client.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/storage-initializer/storage-initializer/internal/signtest"
 )
 
 const fixtures = "testdata/model-transparency"
@@ -154,4 +156,23 @@ func TestReferenceCertificateTrust(t *testing.T) {
 	kb = readFile(t, filepath.Join(fixtures, "v1.0.0-elliptic-key", "model.sig"))
 	_, err = Verify(context.Background(), kb, Policy{Method: MethodKey, PublicKeyPEM: otherKeyPEM(t)})
 	wantErr(t, err, "bundle signed by key sha256:")
+}
+
+// signtest serializes a folder as the reference does: its statement for a fixture
+// model has the root digest the reference signed.
+func TestSigntestMatchesReference(t *testing.T) {
+	for _, name := range []string{"v1.1.0-elliptic-key", "v1.1.0-certificate", "v1.0.1-sigstore"} {
+		dir := filepath.Join(fixtures, name)
+		m, err := Verify(context.Background(), readFile(t, filepath.Join(dir, "model.sig")), fixturePolicy(t, name[strings.IndexByte(name, '-')+1:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := parseStatement(signtest.Statement(t, dir, signtest.Options{IgnorePaths: []string{"ignore-me"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.RootDigest != m.RootDigest {
+			t.Errorf("%s: signtest root %s, reference %s", name, st.RootDigest, m.RootDigest)
+		}
+	}
 }

@@ -11,12 +11,17 @@ import (
 // by default (hashing.Config ignores .git/, .gitattributes, .github/, .gitignore).
 var gitPaths = []string{".git", ".gitattributes", ".github", ".gitignore"}
 
-// Ignored reports whether rel (a slash path relative to the model root) is covered by
-// the statement's ignore_paths or the reference's default git paths. An entry ignores
-// itself and everything under it (the reference's Path.is_relative_to). Entries that
-// would leave the model root are dropped, as the reference drops them.
+// Ignored reports whether rel (a slash path relative to the model root) is outside
+// the signature: not listed, and covered by the statement's ignore_paths or the
+// reference's default git paths. An entry ignores itself and everything under it
+// (the reference's Path.is_relative_to); entries that would leave the model root are
+// dropped, as the reference drops them. A listed file is never ignored: whatever was
+// signed is checked.
 func (m *Manifest) Ignored(rel string) bool {
 	rel = path.Clean(strings.TrimPrefix(rel, "./"))
+	if _, listed := m.Files[rel]; listed {
+		return false
+	}
 	for _, list := range [][]string{m.IgnorePaths, gitPaths} {
 		for _, p := range list {
 			p = path.Clean(strings.TrimPrefix(p, "./"))

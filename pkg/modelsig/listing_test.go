@@ -22,6 +22,14 @@ func TestIgnored(t *testing.T) {
 			t.Errorf("Ignored(%q) = %v, want %v", rel, got, want)
 		}
 	}
+	// Signed with --no-ignore-git-paths: the listed .gitattributes is checked.
+	m.Files = map[string][]Segment{".gitattributes": {seg(0, -1)}}
+	if m.Ignored(".gitattributes") || !m.Ignored(".gitignore") {
+		t.Error("a listed file is ignored")
+	}
+	if err := m.CheckListing(map[string]int64{}); err == nil || !strings.Contains(err.Error(), ".gitattributes is missing") {
+		t.Errorf("listed .gitattributes missing: %v", err)
+	}
 }
 
 func seg(start, end int64) Segment { return Segment{Start: start, End: end, SHA256: make([]byte, 32)} }

@@ -2,12 +2,15 @@ package modelsig
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/storage-initializer/storage-initializer/internal/signtest"
 )
 
 func sigstoreBundle(t *testing.T, v string) []byte {
@@ -88,5 +91,56 @@ func TestSigstorePublicGoodOffline(t *testing.T) {
 	wantErr(t, err, "on an air-gapped cluster pass --signature-trust-root")
 	if ft.calls == 0 || time.Since(start) > 5*time.Second {
 		t.Fatalf("%d requests in %s", ft.calls, time.Since(start))
+	}
+}
+
+// A bundle made by signtest's offline Sigstore: full verification passes with its
+// trusted root, and fails on another identity, another root, or a changed statement.
+func TestSigstoreSigntest(t *testing.T) {
+	dir := writeModel(t, model())
+	b, tr := signtest.SignSigstore(t, dir, "ci@example.com", "https://token.actions.example.com", signtest.Options{ShardSize: 256})
+	p := Policy{Method: MethodSigstore, Identity: "ci@example.com", IdentityProvider: "https://token.actions.example.com", TrustedRootJSON: tr}
+	m, err := Verify(context.Background(), b, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Signer.Identity != "ci@example.com" || m.Signer.Issuer != "https://token.actions.example.com" || m.Serialization != "shards" {
+		t.Fatalf("manifest %+v", m)
+	}
+	if err := checkTree(t, m, dir, "model.sig"); err != nil {
+		t.Fatal(err)
+	}
+	p.Identity = "other@example.com"
+	_, err = Verify(context.Background(), b, p)
+	wantErr(t, err, "identity ci@example.com (issuer https://token.actions.example.com) does not match")
+
+	p.Identity = "ci@example.com"
+	_, tr2 := signtest.SignSigstore(t, model(), "ci@example.com", "https://token.actions.example.com", signtest.Options{})
+	p.TrustedRootJSON = tr2
+	_, err = Verify(context.Background(), b, p)
+	wantErr(t, err, "sigstore verification failed")
+
+	p.TrustedRootJSON = tr
+	tampered := editBundle(t, b, func(doc map[string]any) {
+		st := payloadOf(t, doc)
+		st["subject"].([]any)[0].(map[string]any)["name"] = "renamed"
+		setPayload(doc, st)
+	})
+	_, err = Verify(context.Background(), tampered, p)
+	wantErr(t, err, "sigstore verification failed")
+
+	// The SCT is checked: a root without the CT log refuses the certificate.
+	var doc map[string]any
+	json.Unmarshal(tr, &doc)
+	delete(doc, "ctlogs")
+	p.TrustedRootJSON, _ = json.Marshal(doc)
+	_, err = Verify(context.Background(), b, p)
+	wantErr(t, err, "signed certificate timestamp")
+
+	// A URI identity (a CI workflow) works the same.
+	wf := "https://github.com/org/repo/.github/workflows/sign.yml@refs/heads/main"
+	b, tr = signtest.SignSigstore(t, model(), wf, "https://token.actions.githubusercontent.com", signtest.Options{})
+	if _, err := Verify(context.Background(), b, Policy{Method: MethodSigstore, Identity: wf, IdentityProvider: "https://token.actions.githubusercontent.com", TrustedRootJSON: tr}); err != nil {
+		t.Fatal(err)
 	}
 }
