@@ -237,6 +237,22 @@ func sigCases(shards int64) []sigCase {
 			other := signtest.NewCA(t).RootPEM()
 			return withBundle(model, b), []string{"--signature-certificate-chain", writeTemp(t, "ca.pem", other)}
 		}},
+		{name: "valid sigstore", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, root := signtest.SignSigstore(t, model, "ml@example.com", "https://issuer.example.com", signtest.Options{ShardSize: shards})
+			return withBundle(model, b), []string{"--signature-identity", "ml@example.com", "--signature-identity-provider", "https://issuer.example.com",
+				"--signature-trust-root", writeTemp(t, "trusted_root.json", root)}
+		}},
+		{name: "wrong sigstore identity", reason: "someone@example.com", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, root := signtest.SignSigstore(t, model, "ml@example.com", "https://issuer.example.com", signtest.Options{ShardSize: shards})
+			return withBundle(model, b), []string{"--signature-identity", "someone@example.com", "--signature-identity-provider", "https://issuer.example.com",
+				"--signature-trust-root", writeTemp(t, "trusted_root.json", root)}
+		}},
+		{name: "sigstore bundle against another trust root", reason: "signature", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
+			b, _ := signtest.SignSigstore(t, model, "ml@example.com", "https://issuer.example.com", signtest.Options{ShardSize: shards})
+			_, other := signtest.SignSigstore(t, model, "ml@example.com", "https://issuer.example.com", signtest.Options{ShardSize: shards})
+			return withBundle(model, b), []string{"--signature-identity", "ml@example.com", "--signature-identity-provider", "https://issuer.example.com",
+				"--signature-trust-root", writeTemp(t, "trusted_root.json", other)}
+		}},
 		{name: "valid certificate", prepare: func(t *testing.T, model map[string][]byte) (map[string][]byte, []string) {
 			b, chain := signtest.SignCertificate(t, model, signtest.Options{ShardSize: shards})
 			return withBundle(model, b), []string{"--signature-certificate-chain", writeTemp(t, "ca.pem", chain)}

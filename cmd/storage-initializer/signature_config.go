@@ -24,7 +24,7 @@ const (
 
 // defaultBundleName is the bundle's name at the model's root (the
 // reference CLI's default).
-const defaultBundleName = "model.sig"
+const defaultBundleName = modelsig.DefaultSignatureName
 
 // maxPolicyFile bounds a key, chain or trust root file.
 const maxPolicyFile = 4 << 20
