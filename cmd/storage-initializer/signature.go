@@ -48,7 +48,8 @@ type sigRun struct {
 	res  *sigResult
 	m    *modelsig.Manifest
 	// bundleRel is the bundle's path in the model ("" when read from
-	// elsewhere): it is not a file of the signed listing.
+	// elsewhere): DEST gets it pinned to the bytes verified. A model.sig is
+	// never a file of the signed listing, whichever bundle was verified.
 	bundleRel string
 	// inTree: the bundle is model.sig inside an image, read once unpacked.
 	inTree bool
@@ -180,7 +181,7 @@ func (sr *sigRun) finish(ctx context.Context, dest string, rep *engine.Report) e
 	listing := map[string]int64{}
 	var paths []string
 	for _, f := range reportFiles(rep) {
-		if f.Path != sr.bundleRel {
+		if f.Path != defaultBundleName { // the signature file is not part of the model
 			listing[f.Path] = f.Size
 			paths = append(paths, f.Path)
 		}

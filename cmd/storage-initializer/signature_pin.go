@@ -49,6 +49,9 @@ func (sr *sigRun) pin(ctx context.Context, plan *engine.Plan, bundleSum [32]byte
 			f.Expect = exp
 			continue
 		}
+		if rel == defaultBundleName {
+			continue // a model.sig beside a bundle named by --signature: a signature file, not the model's
+		}
 		segs, listed := sr.m.Segments(rel)
 		if !f.Unfiltered && sr.keep != nil && !sr.keep(rel) {
 			continue // left out by the user's patterns (addFilteredOut)
@@ -166,7 +169,7 @@ func (sr *sigRun) checkTree(ctx context.Context, root *os.Root, plain map[string
 	listing := map[string]int64{}
 	var paths []string
 	for p, n := range tree {
-		if p != sr.bundleRel {
+		if p != defaultBundleName { // the signature file is not part of the model
 			listing[p], paths = n, append(paths, p)
 		}
 	}
