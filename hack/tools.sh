@@ -40,10 +40,16 @@ install_npm() { # name package@version command
   if [[ -x "$bin/$name" && "$(cat "$stamp" 2>/dev/null)" == "$pkg" ]]; then return; fi
   command -v npm >/dev/null || install_apt nodejs npm
   echo "tools: installing $pkg with npm (once; cached in .cache/bin)" >&2
+  # Into a private folder first, renamed into place: two installs running at
+  # once (parallel test runs sharing the tool cache) never mix their trees.
+  local tmp="$prefix.tmp.$$"
+  rm -rf "$tmp"
+  npm install --silent --no-audit --no-fund --prefix "$tmp" "$pkg" >/dev/null
   rm -rf "$prefix"
-  npm install --silent --no-audit --no-fund --prefix "$prefix" "$pkg" >/dev/null
+  mv "$tmp" "$prefix"
   # Relative, so the link works from every clone sharing the tool cache.
   ln -sfn ".npm-$1/node_modules/.bin/$cmd" "$bin/$name"
+  "$bin/$name" --version >/dev/null || { echo "tools: $pkg installed but does not run" >&2; exit 1; }
   echo "$pkg" >"$stamp"
 }
 
