@@ -23,6 +23,7 @@ type run struct {
 	produced  bool
 
 	cacheSlots chan struct{} // see cacheSlot
+	dirs       *dirFDs       // the state folder and DEST, opened once
 
 	mu     sync.Mutex
 	open   map[*fileRun]struct{}
@@ -57,7 +58,9 @@ func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &run{e: e, ctx: ctx, cancel: cancel, root: root, jobs: make(chan job),
-		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency)}
+		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency),
+		dirs: newDirFDs()}
+	defer r.dirs.close() // after the workers and finalizers below are done
 
 	var workers sync.WaitGroup
 	for range min(e.concurrency, len(runs)*maxChunks(runs)) {
@@ -136,7 +139,7 @@ func (r *run) send(j job) bool {
 // startFile is called by the producer; it blocks while workers are busy,
 // which bounds the number of files (and descriptors) open at once.
 func (r *run) startFile(fr *fileRun) {
-	if fi, err := r.root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+	if fr.present(r.root) {
 		r.send(job{fr: fr, chunk: jobVerify}) // verify the existing file in a worker
 		return
 	}
@@ -158,6 +161,7 @@ func (r *run) begin(fr *fileRun) {
 	if fr.store == nil {
 		fr.store = r.root
 	}
+	fr.dirs = r.dirs
 	missing, err := fr.open()
 	if err != nil && fr.cache != nil {
 		// A full or broken cache never fails a download: go direct.

@@ -6,6 +6,8 @@ package engine
 import (
 	"fmt"
 	"os"
+	"path"
+	"strings"
 
 	"github.com/storage-initializer/storage-initializer/pkg/human"
 )
@@ -64,17 +66,16 @@ func (e *Engine) plan(files []File) ([]*fileRun, error) {
 // to fetch, instead of failing halfway.
 func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra int64) error {
 	need := extra
+	temps := tempSizes(root)
 	for _, fr := range runs {
 		if fr.f.Size < 0 {
 			continue // a stream of unknown length: checked as it is written
 		}
-		if fi, err := root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+		if fr.present(root) {
 			continue // probably present; verified later
 		}
 		need += fr.f.Size
-		if fi, err := root.Stat(fr.tmpName()); err == nil {
-			need -= fi.Size() // already allocated by an earlier run
-		}
+		need -= temps[path.Base(fr.tmpName())] // already allocated by an earlier run
 	}
 	free, err := freeBytes(dest)
 	if err != nil || need <= free {
@@ -82,4 +83,41 @@ func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra i
 	}
 	return fmt.Errorf("not enough space in %s: need %s more, %s available: free space or use a larger volume",
 		dest, human.Bytes(need), human.Bytes(free))
+}
+
+// tempSizes lists the temp files an earlier run left in the state folder,
+// by name: one read of the folder instead of a failing stat per file.
+func tempSizes(root *os.Root) map[string]int64 {
+	d, err := root.Open(StateDir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, de := range entries {
+		if !de.Type().IsRegular() || !strings.HasSuffix(de.Name(), ".part") {
+			continue
+		}
+		if fi, err := de.Info(); err == nil {
+			out[de.Name()] = fi.Size()
+		}
+	}
+	return out
+}
+
+// present reports whether a regular file of the planned size is already
+// at fr's final name; the answer is kept, so the pre-flight and the start
+// of the file ask DEST once between them.
+func (fr *fileRun) present(root *os.Root) bool {
+	if fr.presence == 0 {
+		fr.presence = -1
+		if fi, err := root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+			fr.presence = 1
+		}
+	}
+	return fr.presence == 1
 }
