@@ -67,6 +67,7 @@ func (e *Engine) plan(files []File) ([]*fileRun, error) {
 func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra int64) error {
 	need := extra
 	temps := tempSizes(root)
+	markAbsent(root, runs)
 	for _, fr := range runs {
 		if fr.f.Size < 0 {
 			continue // a stream of unknown length: checked as it is written
@@ -107,6 +108,30 @@ func tempSizes(root *os.Root) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// markAbsent settles, from one listing of DEST's top folder, that the
+// files planned there which it does not list are absent: a fresh DEST
+// costs one read of a folder instead of a failing stat per file.
+func markAbsent(root *os.Root, runs []*fileRun) {
+	d, err := root.Open(".")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return
+	}
+	have := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		have[n] = struct{}{}
+	}
+	for _, fr := range runs {
+		if _, ok := have[fr.rel]; !ok && fr.presence == 0 && leaf(fr.rel) {
+			fr.presence = -1
+		}
+	}
 }
 
 // present reports whether a regular file of the planned size is already
