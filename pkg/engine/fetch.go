@@ -45,9 +45,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b 
 
 // fetchFiles produces files under root (DEST, or a unit's folder): every
 // file is fetched in ranges (within the engine's one bound on requests in
-// flight), written into a pre-allocated temporary file in the state
-// folder, verified, and only then renamed to its final name. Files already
-// complete are kept; partial ones resume. Planned was already reported.
+// flight), written into a temporary file in the state folder (pre-allocated
+// when it has several ranges), verified, and only then renamed to its final
+// name. Files already complete are kept; partial ones resume. Planned was
+// already reported.
 func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun) (*Report, error) {
 	if len(runs) == 0 {
 		return &Report{}, nil
