@@ -1,26 +1,33 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 )
 
-// replace renames from → to inside root, replacing a file (not a folder) at to.
+// replace renames from → to inside root, replacing a file (not a folder) at
+// to. The folder check runs only when the rename failed: a rename never
+// replaces a folder with a file, so checking first cost a stat per file.
 func replace(root *os.Root, from, to string) error {
-	if fi, err := root.Lstat(to); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s exists in the destination as a folder: remove it or choose another DEST", to)
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
 	if dir := path.Dir(to); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
 	}
-	return root.Rename(from, to)
+	err := root.Rename(from, to)
+	if err == nil {
+		return nil
+	}
+	if fi, serr := root.Lstat(to); serr == nil && fi.IsDir() {
+		return errIsFolder(to)
+	}
+	return err
+}
+
+// errIsFolder says a file's final name is taken by a folder.
+func errIsFolder(name string) error {
+	return fmt.Errorf("%s exists in the destination as a folder: remove it or choose another DEST", name)
 }
 
 // removeStateDirIfEmpty tidies DEST after a successful run.

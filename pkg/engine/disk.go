@@ -47,6 +47,12 @@ func sealStamp(f *os.File, content string) {
 	if unix.Fstat(int(f.Fd()), &st) != nil {
 		return
 	}
+	writeSealedStamp(f, content, &st)
+}
+
+// writeSealedStamp is sealStamp with the file's stat already taken (after
+// its mtime was set).
+func writeSealedStamp(f *os.File, content string, st *unix.Stat_t) {
 	writeStamp(f, fmt.Sprintf("%s bind=%d:%d:%d", content, st.Ino, st.Mtim.Nano(), time.Now().UnixNano()))
 }
 

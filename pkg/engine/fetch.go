@@ -23,6 +23,7 @@ type run struct {
 	produced  bool
 
 	cacheSlots chan struct{} // see cacheSlot
+	dirs       *dirFDs       // the state folder and DEST, opened once
 
 	mu     sync.Mutex
 	open   map[*fileRun]struct{}
@@ -47,9 +48,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b 
 
 // fetchFiles produces files under root (DEST, or a unit's folder): every
 // file is fetched in ranges (within the engine's one bound on requests in
-// flight), written into a pre-allocated temporary file in the state
-// folder, verified, and only then renamed to its final name. Files already
-// complete are kept; partial ones resume. Planned was already reported.
+// flight), written into a temporary file in the state folder (pre-allocated
+// when it has several ranges), verified, and only then renamed to its final
+// name. Files already complete are kept; partial ones resume. Planned was
+// already reported.
 func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun) (*Report, error) {
 	if len(runs) == 0 {
 		return &Report{}, nil
@@ -60,7 +62,9 @@ func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &run{e: e, ctx: ctx, cancel: cancel, root: root, jobs: make(chan job),
-		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency)}
+		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency),
+		dirs: newDirFDs()}
+	defer r.dirs.close() // after the workers and finalizers below are done
 
 	var workers sync.WaitGroup
 	for range min(e.concurrency, len(runs)*maxChunks(runs)) {
@@ -139,7 +143,7 @@ func (r *run) send(j job) bool {
 // startFile is called by the producer; it blocks while workers are busy,
 // which bounds the number of files (and descriptors) open at once.
 func (r *run) startFile(fr *fileRun) {
-	if fi, err := r.root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+	if fr.present(r.root) {
 		r.send(job{fr: fr, chunk: jobVerify}) // verify the existing file in a worker
 		return
 	}
@@ -165,6 +169,7 @@ func (r *run) begin(fr *fileRun) {
 	if fr.store == nil {
 		fr.store = r.root
 	}
+	fr.dirs = r.dirs
 	missing, err := fr.open()
 	if err != nil && fr.cache != nil {
 		// A full or broken cache never fails a download: go direct.

@@ -41,6 +41,12 @@ type fileRun struct {
 	inBody  bool
 	bodySum []byte
 
+	// presence caches whether the file is already at its final name
+	// (0 not asked yet, 1 yes, -1 no), see present.
+	presence int8
+	// dirs are the run's folder descriptors (nil outside a run).
+	dirs *dirFDs
+
 	// recorded is the verification an existing file's stamp records.
 	recorded string
 	// alloc reserves the temp file's blocks (the engine's; tests replace it).

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
@@ -25,6 +27,13 @@ func (fr *fileRun) open() ([]int, error) {
 		if jr, done, err = openJournal(root, fr.journalName(), hdr, len(fr.chunks)); err != nil {
 			return nil, err
 		}
+	}
+	if jr == nil && fr.dirs != nil && leaf(fr.base+".part") {
+		// One range (or one stream): nothing to resume, so no journal, no
+		// stat and no preallocation (one sequential write does not
+		// fragment, and the pre-flight checked the space); the temp file is
+		// created empty in one openat on the state folder's descriptor.
+		return fr.openSingle()
 	}
 	tmp, err := root.OpenFile(fr.tmpName(), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -87,15 +96,48 @@ func (fr *fileRun) open() ([]int, error) {
 	for fr.frontier < len(fr.done) && fr.done[fr.frontier] {
 		fr.frontier++
 	}
+	fr.startHashers()
+	ok = true
+	return missing, nil
+}
+
+// startHashers starts the read-back hashers the temp file needs (its
+// cryptographic checksum, the cache seal's SHA-256) from its ready prefix.
+func (fr *fileRun) startHashers() {
 	if fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC() && !fr.inlineHash() {
-		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, tmp, fr.bounds())
+		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, fr.tmp, fr.bounds())
 		fr.hasher.advance(fr.readyBytes())
 	}
 	if fr.cache != nil && !fr.sealedBySource() {
-		fr.sealHash = newSeqHasher(checksum.SHA256, tmp, []int64{fr.f.Size})
+		fr.sealHash = newSeqHasher(checksum.SHA256, fr.tmp, []int64{fr.f.Size})
 		fr.sealHash.advance(fr.readyBytes())
 	}
-	ok = true
+}
+
+// openSingle creates the temp file of a file fetched in one request,
+// truncating what an earlier attempt left. Its mode is already the final
+// one (owner-writable while it is written) so the seal has no chmod to do;
+// the state folder is not a place anything reads from.
+func (fr *fileRun) openSingle() ([]int, error) {
+	dfd, err := fr.dirs.fd(fr.store, fr.tmpDir)
+	if err != nil {
+		return nil, fmt.Errorf("open the state folder: %w", err)
+	}
+	perm := uint32(fileMode(fr.f.Mode) | 0o600)
+	fd, err := unix.Openat(dfd, fr.base+".part", unix.O_RDWR|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return nil, fmt.Errorf("create temporary file: %w", &os.PathError{Op: "openat", Path: fr.tmpName(), Err: err})
+	}
+	fr.tmp = os.NewFile(uintptr(fd), fr.tmpName())
+	fr.jr, fr.resumed, fr.frontier = nil, false, 0
+	fr.crcs = make([]uint64, len(fr.chunks))
+	fr.done = make([]bool, len(fr.chunks))
+	missing := make([]int, len(fr.chunks))
+	for i := range missing {
+		missing[i] = i
+	}
+	fr.remaining = len(missing)
+	fr.startHashers()
 	return missing, nil
 }
 

@@ -6,6 +6,8 @@ package engine
 import (
 	"fmt"
 	"os"
+	"path"
+	"strings"
 
 	"github.com/storage-initializer/storage-initializer/pkg/human"
 )
@@ -64,20 +66,20 @@ func (e *Engine) plan(files []File) ([]*fileRun, error) {
 // to fetch, instead of failing halfway.
 func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra int64) error {
 	need := extra
+	temps := tempSizes(root)
+	markAbsent(root, runs)
 	for _, fr := range runs {
 		if fr.f.Size < 0 {
 			continue // a stream of unknown length: checked as it is written
 		}
-		if fi, err := root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+		if fr.present(root) {
 			continue // probably present; verified later
 		}
 		if fr.heldReady(root) {
 			continue // verified and held by an earlier run (hold.go)
 		}
 		need += fr.f.Size
-		if fi, err := root.Stat(fr.tmpName()); err == nil {
-			need -= fi.Size() // already allocated by an earlier run
-		}
+		need -= temps[path.Base(fr.tmpName())] // already allocated by an earlier run
 	}
 	free, err := freeBytes(dest)
 	if err != nil || need <= free {
@@ -85,4 +87,65 @@ func (e *Engine) checkSpace(root *os.Root, dest string, runs []*fileRun, extra i
 	}
 	return fmt.Errorf("not enough space in %s: need %s more, %s available: free space or use a larger volume",
 		dest, human.Bytes(need), human.Bytes(free))
+}
+
+// tempSizes lists the temp files an earlier run left in the state folder,
+// by name: one read of the folder instead of a failing stat per file.
+func tempSizes(root *os.Root) map[string]int64 {
+	d, err := root.Open(StateDir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, de := range entries {
+		if !de.Type().IsRegular() || !strings.HasSuffix(de.Name(), ".part") {
+			continue
+		}
+		if fi, err := de.Info(); err == nil {
+			out[de.Name()] = fi.Size()
+		}
+	}
+	return out
+}
+
+// markAbsent settles, from one listing of DEST's top folder, that the
+// files planned there which it does not list are absent: a fresh DEST
+// costs one read of a folder instead of a failing stat per file.
+func markAbsent(root *os.Root, runs []*fileRun) {
+	d, err := root.Open(".")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return
+	}
+	have := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		have[n] = struct{}{}
+	}
+	for _, fr := range runs {
+		if _, ok := have[fr.rel]; !ok && fr.presence == 0 && leaf(fr.rel) {
+			fr.presence = -1
+		}
+	}
+}
+
+// present reports whether a regular file of the planned size is already
+// at fr's final name; the answer is kept, so the pre-flight and the start
+// of the file ask DEST once between them.
+func (fr *fileRun) present(root *os.Root) bool {
+	if fr.presence == 0 {
+		fr.presence = -1
+		if fi, err := root.Lstat(fr.rel); err == nil && fi.Mode().IsRegular() && fi.Size() == fr.f.Size {
+			fr.presence = 1
+		}
+	}
+	return fr.presence == 1
 }

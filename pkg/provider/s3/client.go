@@ -32,6 +32,8 @@ type client struct {
 	// origin names where objects come from in file identities (and so in
 	// node-cache keys): endpoint scheme and host:port, addressing, region.
 	origin string
+	// get sends the downloads' GetObject requests (get.go).
+	get *getter
 }
 
 // WithLimiter bounds this provider's S3 requests in flight (listings,
@@ -110,8 +112,10 @@ func newClient(ctx context.Context, s settings, set provider.Settings, l *httpx.
 		o.BaseEndpoint = aws.String(s.Endpoint)
 		where = s.Endpoint
 	}
-	return &client{api: awss3.New(o), where: where, credSource: s.CredSource, anonymous: s.Anonymous, region: region,
-		origin: origin(s, region)}, nil
+	c := &client{api: awss3.New(o), where: where, credSource: s.CredSource, anonymous: s.Anonymous, region: region,
+		origin: origin(s, region)}
+	c.get = newGetter(c.api, o.HTTPClient, s.Anonymous)
+	return c, nil
 }
 
 // origin is the endpoint of a client's objects: scheme and host:port of a

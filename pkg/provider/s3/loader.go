@@ -44,40 +44,47 @@ func (l *loader) Load(ctx context.Context, length, offset int64, fn func(io.Read
 	if offset < 0 || length < 0 || offset+length > l.size {
 		return engine.Permanent(fmt.Errorf("%s: range %d+%d is outside the %d-byte object", l.obj.uri, offset, length, l.size))
 	}
-	in := &awss3.GetObjectInput{
-		Bucket:  aws.String(l.obj.bucket),
-		Key:     aws.String(l.obj.key),
-		IfMatch: aws.String(l.obj.etag),
-	}
-	if l.obj.versionID != "" {
-		in.VersionId = aws.String(l.obj.versionID)
-	}
 	whole := offset == 0 && length == l.size
+	r := getRequest{bucket: l.obj.bucket, key: l.obj.key, versionID: l.obj.versionID, etag: l.obj.etag,
+		checksums: whole && l.sumsInBody}
 	if !whole {
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+		r.rng = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
 	}
-	opts := []func(*awss3.Options){noSDKRetries}
-	if whole && l.sumsInBody {
-		in.ChecksumMode = types.ChecksumModeEnabled
-		opts = append(opts, noSDKValidation)
-	}
-	out, err := l.c.api.GetObject(ctx, in, opts...)
+	out, err := l.c.get.get(ctx, r, func() (*awss3.GetObjectOutput, error) { return l.sdkGet(ctx, r) })
 	if err != nil {
 		return l.describe(err)
 	}
-	defer out.Body.Close()
-	if n := aws.ToInt64(out.ContentLength); out.ContentLength != nil && n != length {
+	defer out.body.Close()
+	if n := aws.ToInt64(out.length); out.length != nil && n != length {
 		// A proxy that ignored Range, or a truncated response: retryable,
 		// and never handed to fn as if it were the range asked for.
 		return fmt.Errorf("read %s bytes %d-%d: server sent %d bytes, want %d",
 			l.obj.uri, offset, offset+length-1, n, length)
 	}
 	// A chunked body has no Content-Length to check: count what arrives.
-	body := exact.Reader(out.Body, length)
-	if whole && l.sumsInBody {
-		return fn(&bodyWithSums{Reader: body, sums: getSums(out)})
+	body := exact.Reader(out.body, length)
+	if r.checksums {
+		return fn(&bodyWithSums{Reader: body, sums: getSums(out.sums())})
 	}
 	return fn(body)
+}
+
+// sdkGet is r through the SDK's GetObject, for endpoints the getter leaves
+// to it.
+func (l *loader) sdkGet(ctx context.Context, r getRequest) (*awss3.GetObjectOutput, error) {
+	in := &awss3.GetObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(r.key), IfMatch: aws.String(r.etag)}
+	if r.versionID != "" {
+		in.VersionId = aws.String(r.versionID)
+	}
+	if r.rng != "" {
+		in.Range = aws.String(r.rng)
+	}
+	opts := []func(*awss3.Options){noSDKRetries}
+	if r.checksums {
+		in.ChecksumMode = types.ChecksumModeEnabled
+		opts = append(opts, noSDKValidation)
+	}
+	return l.c.api.GetObject(ctx, in, opts...)
 }
 
 // bodyWithSums hands the engine the checksums of a whole-object response.
