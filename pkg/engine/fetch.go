@@ -23,6 +23,7 @@ type run struct {
 	produced  bool
 
 	cacheSlots chan struct{} // see cacheSlot
+	digests    *partDigests  // per-part hashing (parthash.go)
 
 	mu     sync.Mutex
 	open   map[*fileRun]struct{}
@@ -57,7 +58,9 @@ func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &run{e: e, ctx: ctx, cancel: cancel, root: root, jobs: make(chan job),
-		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency)}
+		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency),
+		digests: newPartDigests(e.concurrency)}
+	defer r.digests.close()
 
 	var workers sync.WaitGroup
 	for range min(e.concurrency, len(runs)*maxChunks(runs)) {
@@ -158,6 +161,7 @@ func (r *run) begin(fr *fileRun) {
 	if fr.store == nil {
 		fr.store = r.root
 	}
+	fr.digests = r.digests
 	missing, err := fr.open()
 	if err != nil && fr.cache != nil {
 		// A full or broken cache never fails a download: go direct.
