@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -80,8 +81,11 @@ func TestMultipartETagVerifiesObjectsWithoutChecksums(t *testing.T) {
 	bucket := m.Bucket(t)
 	equal := testenv.Random(4*5*mib+777, 31) // 5 parts: 4 of 5 MiB and 777 bytes
 	unequal := testenv.Random(5*mib+6*mib+5*mib+9, 32)
+	refuted := testenv.Random(5*mib+6*mib+4*mib, 37)
 	putParts(t, m, bucket, "m/equal.bin", equal, []int{5 * mib, 5 * mib, 5 * mib, 5 * mib, 777}, nil)
 	putParts(t, m, bucket, "m/unequal.bin", unequal, []int{5 * mib, 6 * mib, 5*mib + 9}, nil)
+	// Sizes that fit 5 MiB parts until part 3 says otherwise.
+	putParts(t, m, bucket, "m/refuted.bin", refuted, []int{5 * mib, 6 * mib, 4 * mib}, nil)
 	var partHeads atomic.Int64
 	proxy := headProxy(t, m, nil, &partHeads)
 
@@ -93,11 +97,13 @@ func TestMultipartETagVerifiesObjectsWithoutChecksums(t *testing.T) {
 	for _, f := range rep.Files {
 		verified[f.Path] = f.Verified
 	}
-	assert.Equal(t, map[string]string{"equal.bin": "md5 of 5 parts (multipart ETag)", "unequal.bin": "md5 of 3 parts (multipart ETag)"}, verified)
-	// Equal parts: HEAD part 1 and part 5. Unequal: part 1, part 3
-	// (which refutes equal parts), then every part.
-	assert.Equal(t, int64(2+2+3), partHeads.Load())
-	for name, body := range map[string][]byte{"equal.bin": equal, "unequal.bin": unequal} {
+	assert.Equal(t, map[string]string{"equal.bin": "md5 of 5 parts (multipart ETag)", "unequal.bin": "md5 of 3 parts (multipart ETag)",
+		"refuted.bin": "md5 of 3 parts (multipart ETag)"}, verified)
+	// Equal parts: HEAD part 1 and part 5. Unequal: part 1 (the sizes
+	// cannot be equal parts), then every part. Refuted: part 1, part 3
+	// (not the size equal parts give it), then every part.
+	assert.Equal(t, int64(2+(1+3)+(2+3)), partHeads.Load())
+	for name, body := range map[string][]byte{"equal.bin": equal, "unequal.bin": unequal, "refuted.bin": refuted} {
 		got, err := os.ReadFile(filepath.Join(dest, name))
 		require.NoError(t, err)
 		assert.True(t, bytes.Equal(body, got), name)
@@ -109,7 +115,7 @@ func TestMultipartETagCatchesCorruptionAfterOneRefetch(t *testing.T) {
 	bucket := m.Bucket(t)
 	putParts(t, m, bucket, "m/bad.bin", testenv.Random(3*5*mib, 33), []int{5 * mib, 5 * mib, 5 * mib}, nil)
 	var gets atomic.Int64
-	proxy := m.Proxy(t, testenv.ProxyOptions{CorruptSuffix: "/m/bad.bin", Count: func(r *http.Request) bool { return true }, Counted: &gets})
+	proxy := m.Proxy(t, testenv.ProxyOptions{CorruptSuffix: "/m/bad.bin", Count: func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/m/bad.bin") }, Counted: &gets})
 	dest := t.TempDir()
 	p := newProvider(keysVia(m, proxy), engine.WithChunkSize(5*mib), engine.WithConcurrency(16), engine.WithRetry(2, 1, 1))
 	_, err := p.fetch(context.Background(), "s3://"+bucket+"/m", dest)
