@@ -133,3 +133,25 @@ func TestPartDigestsMatchCryptoMD5(t *testing.T) {
 		assert.Equal(t, want[:], after.Sum(nil))
 	}
 }
+
+func TestMultipartETagThroughTheNodeCache(t *testing.T) {
+	data := randBytes(25, 1<<20)
+	etag, parts := multipartETag(t, data, repeatParts(128<<10, 7, 128<<10))
+	file := func(src Loader) []File {
+		return []File{{Path: "w/model.bin", Size: int64(len(data)), Identity: `s3://b/model.bin etag="` + etag.String() + `"`,
+			Parts: parts, Expect: []checksum.Value{etag}, Source: src}}
+	}
+	cache := openTestCache(t, t.TempDir(), 0)
+	rep, err := fastEngine(WithCache(cache), WithConcurrency(16)).Fetch(context.Background(), t.TempDir(), file(&memSource{data: data}))
+	require.NoError(t, err)
+	assert.Equal(t, "miss", rep.Files[0].Cache)
+	assert.Equal(t, "md5 of 8 parts (multipart ETag)", rep.Files[0].Verified)
+
+	dest := t.TempDir()
+	warm := &memSource{data: data}
+	rep, err = fastEngine(WithCache(cache), WithConcurrency(16)).Fetch(context.Background(), dest, file(warm))
+	require.NoError(t, err)
+	assert.Equal(t, StatusCached, rep.Files[0].Status)
+	assert.Zero(t, warm.calls.Load())
+	requireFile(t, filepath.Join(dest, "w/model.bin"), data)
+}
