@@ -59,7 +59,7 @@ func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun)
 	defer cancel(nil)
 	r := &run{e: e, ctx: ctx, cancel: cancel, root: root, jobs: make(chan job),
 		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency),
-		digests: newPartDigests(e.concurrency)}
+		digests: newPartDigests(true)}
 	defer r.digests.close()
 
 	var workers sync.WaitGroup

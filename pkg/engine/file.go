@@ -160,7 +160,7 @@ func (fr *fileRun) inlineHash() bool {
 // outside a run.
 func (fr *fileRun) digestsOrOwn() *partDigests {
 	if fr.digests == nil {
-		fr.digests = newPartDigests(1)
+		fr.digests = newPartDigests(false)
 	}
 	return fr.digests
 }
