@@ -273,26 +273,28 @@ func (h *partHasher) hashPart(p int) ([]byte, error) {
 	return dg.Sum(nil), nil
 }
 
-// hashMapped hashes part p straight from the page cache through a
-// read-only mapping, saving the copy a read makes; ok is false when the
-// mapping fails (the caller reads instead).
+// mapWindow is how much of a part is mapped at once: the mapped pages
+// count in the process's RSS, so 16 lanes hold at most 16 windows.
+const mapWindow = 1 << 20
+
+// hashMapped hashes part p straight from the page cache through read-only
+// mappings of a window at a time, saving the copy a read makes; ok is false
+// when a mapping fails (the caller reads instead).
 func (h *partHasher) hashMapped(f *os.File, p int, dg digest) ([]byte, bool) {
 	page := int64(os.Getpagesize())
-	start := h.off[p] &^ (page - 1)
-	skip := h.off[p] - start
-	m, err := unix.Mmap(int(f.Fd()), start, int(skip+h.len[p]), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, false
-	}
-	defer unix.Munmap(m)
-	data := m[skip:]
-	for len(data) > 0 {
+	for pos, end := h.off[p], h.off[p]+h.len[p]; pos < end; {
 		if h.stopped() {
 			return nil, false
 		}
-		n := min(len(data), 1<<20)
-		dg.Write(data[:n])
-		data = data[n:]
+		start := pos &^ (page - 1)
+		n := min(end-pos, mapWindow)
+		m, err := unix.Mmap(int(f.Fd()), start, int(pos-start+n), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+		if err != nil {
+			return nil, false
+		}
+		dg.Write(m[pos-start:])
+		_ = unix.Munmap(m)
+		pos += n
 	}
 	return dg.Sum(nil), true
 }
