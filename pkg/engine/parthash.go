@@ -24,7 +24,6 @@ import (
 	"sync"
 
 	md5simd "github.com/minio/md5-simd"
-	"golang.org/x/sys/unix"
 
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
@@ -251,8 +250,9 @@ func (h *partHasher) hashPart(p int) ([]byte, error) {
 	dg := h.d.newHash(h.alg)
 	defer dg.Close()
 	if f, ok := h.r.(*os.File); ok {
-		if sum, ok := h.hashMapped(f, p, dg); ok {
-			return sum, nil
+		sum, err := h.hashPartMapped(f, p, dg)
+		if !errors.Is(err, errNoMap) {
+			return sum, err
 		}
 		dg.Reset()
 	}
@@ -277,26 +277,21 @@ func (h *partHasher) hashPart(p int) ([]byte, error) {
 // count in the process's RSS, so 16 lanes hold at most 16 windows.
 const mapWindow = 1 << 20
 
-// hashMapped hashes part p straight from the page cache through read-only
-// mappings of a window at a time, saving the copy a read makes; ok is false
-// when a mapping fails (the caller reads instead).
-func (h *partHasher) hashMapped(f *os.File, p int, dg digest) ([]byte, bool) {
-	page := int64(os.Getpagesize())
+// hashPartMapped hashes part p straight from the page cache through
+// read-only mappings of a window at a time (hasher_mmap.go), saving the
+// copy a read makes; errNoMap when the file cannot be mapped.
+func (h *partHasher) hashPartMapped(f *os.File, p int, dg digest) ([]byte, error) {
 	for pos, end := h.off[p], h.off[p]+h.len[p]; pos < end; {
 		if h.stopped() {
-			return nil, false
+			return nil, errHasherStopped
 		}
-		start := pos &^ (page - 1)
 		n := min(end-pos, mapWindow)
-		m, err := unix.Mmap(int(f.Fd()), start, int(pos-start+n), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
-		if err != nil {
-			return nil, false
+		if err := hashMapped(f, pos, pos+n, func(b []byte, _ int64) { dg.Write(b) }); err != nil {
+			return nil, err
 		}
-		dg.Write(m[pos-start:])
-		_ = unix.Munmap(m)
 		pos += n
 	}
-	return dg.Sum(nil), true
+	return dg.Sum(nil), nil
 }
 
 var errHasherStopped = errors.New("hasher stopped")
