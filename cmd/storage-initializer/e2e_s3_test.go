@@ -107,7 +107,7 @@ func TestE2ES3KServeEnv(t *testing.T) {
 		"multi/composite-crc32c":  "crc32c (composite of 3 parts)",
 		"multi/composite-sha256":  "sha256 (composite of 3 parts)",
 		"multi/full-crc64nvme":    "crc64nvme",
-		"multi/none":              "size only",
+		"multi/none":              "md5 of 3 parts (multipart ETag)",
 	}, verified)
 	assert.NotContains(t, stdout+stderr, m.SecretKey, "the secret key is never logged")
 }

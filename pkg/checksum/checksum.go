@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
+	"strconv"
+	"strings"
 
 	"github.com/minio/crc64nvme"
 )
@@ -77,6 +79,10 @@ type Value struct {
 	Sum       []byte
 	Composite bool
 	Parts     int
+	// From names where a value comes from when it is not a checksum the
+	// source declares as one (an S3 multipart ETag, rclone's md5chksum
+	// metadata), for reports; it takes no part in Equal.
+	From string
 }
 
 // String renders the value the way its source usually prints it: hex for
@@ -96,11 +102,22 @@ func (v Value) String() string {
 
 // Kind describes the value for reports, e.g. "crc64nvme (full object)".
 func (v Value) Kind() string {
-	if v.Composite {
+	switch {
+	case v.Composite && v.From != "":
+		return fmt.Sprintf("%s of %d parts (%s)", v.Algorithm, v.Parts, v.From)
+	case v.Composite:
 		return fmt.Sprintf("%s (composite of %d parts)", v.Algorithm, v.Parts)
+	case v.From != "":
+		return fmt.Sprintf("%s (%s)", v.Algorithm, v.From)
 	}
 	return string(v.Algorithm)
 }
+
+// Sources of values that are not declared checksums (Value.From).
+const (
+	FromMultipartETag = "multipart ETag"
+	FromMD5Chksum     = "rclone md5chksum"
+)
 
 // Equal reports whether two values agree.
 func (v Value) Equal(o Value) bool {
@@ -126,6 +143,25 @@ func ParseBase64(alg Algorithm, s string) (Value, error) {
 		return Value{}, fmt.Errorf("parse %s checksum %q: %d bytes, want %d", alg, s, len(sum), want)
 	}
 	v.Sum = sum
+	return v, nil
+}
+
+// ParseMultipartETag parses an S3 multipart ETag, "HEX-N" (quotes
+// stripped): the MD5 of the concatenated binary MD5s of the N parts.
+func ParseMultipartETag(s string) (Value, error) {
+	i := strings.LastIndexByte(s, '-')
+	if i < 0 {
+		return Value{}, fmt.Errorf("parse multipart ETag %q: no part count", s)
+	}
+	n, err := strconv.Atoi(s[i+1:])
+	if err != nil || n < 1 || strconv.Itoa(n) != s[i+1:] {
+		return Value{}, fmt.Errorf("parse multipart ETag %q: bad part count", s)
+	}
+	v, err := ParseHex(MD5, strings.ToLower(s[:i]))
+	if err != nil {
+		return Value{}, fmt.Errorf("parse multipart ETag %q: %w", s, err)
+	}
+	v.Composite, v.Parts, v.From = true, n, FromMultipartETag
 	return v, nil
 }
 

@@ -1,7 +1,10 @@
 package checksum
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,4 +62,21 @@ func TestStrengthPrefersFullObjectAndCrypto(t *testing.T) {
 	assert.Greater(t, Strength(full), Strength(comp))
 	assert.Greater(t, Strength(Value{Algorithm: SHA256}), Strength(Value{Algorithm: CRC64NVME}))
 	assert.Greater(t, Strength(Value{Algorithm: CRC32}), Strength(Value{Algorithm: MD5}))
+}
+
+func TestParseMultipartETag(t *testing.T) {
+	// Two parts, "a" and "b": md5(md5("a") ‖ md5("b")).
+	pa, pb := md5.Sum([]byte("a")), md5.Sum([]byte("b"))
+	whole := md5.Sum(append(pa[:], pb[:]...))
+	etag := hex.EncodeToString(whole[:]) + "-2"
+	v, err := ParseMultipartETag(strings.ToUpper(etag[:32]) + "-2")
+	require.NoError(t, err)
+	assert.Equal(t, etag, v.String())
+	assert.Equal(t, "md5 of 2 parts (multipart ETag)", v.Kind())
+	assert.True(t, Composite(MD5, [][]byte{pa[:], pb[:]}).Equal(v), "the ETag is the composite MD5 of the part MD5s")
+	for _, bad := range []string{etag[:32], etag[:32] + "-", etag[:32] + "-0", etag[:32] + "-x", etag[:30] + "-2", etag[:32] + "-02"} {
+		_, err := ParseMultipartETag(bad)
+		assert.Error(t, err, bad)
+	}
+	assert.Equal(t, "md5 (rclone md5chksum)", Value{Algorithm: MD5, Sum: whole[:], From: FromMD5Chksum}.Kind())
 }

@@ -16,6 +16,11 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 	alg := fr.crcAlg()
 	var crc uint64
 	var got int64
+	var partSum []byte
+	ph := fr.parts
+	if !ph.inlinePart(c) {
+		ph = nil
+	}
 	err := r.e.load(r.ctx, fr.f.Source, fr.rel, c.length, c.off, func(body io.Reader) error {
 		var h hash.Hash
 		switch {
@@ -23,6 +28,10 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 			h = alg.New()
 		case fr.inlineHash():
 			h = fr.chk.want.Algorithm.NewSized(fr.f.Size)
+		case ph != nil: // a whole part of a composite digest (parthash.go)
+			d := ph.d.newHash(ph.alg)
+			defer d.Close()
+			h = d
 		}
 		if fr.inBody {
 			var err error
@@ -68,6 +77,8 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 		switch {
 		case (fr.inBody || fr.inlineHash()) && h != nil:
 			fr.bodySum = h.Sum(nil)
+		case ph != nil:
+			partSum = h.Sum(nil)
 		case h != nil:
 			crc = checksum.CRCFromSum(h.Sum(nil))
 		}
@@ -83,6 +94,9 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 		if err := fr.streamDone(got); err != nil {
 			return Permanent(err)
 		}
+	}
+	if ph != nil {
+		ph.put(c.part, partSum)
 	}
 	complete, err := fr.chunkDone(i, crc)
 	if err != nil {

@@ -24,6 +24,7 @@ type run struct {
 
 	cacheSlots chan struct{} // see cacheSlot
 	dirs       *dirFDs       // the state folder and DEST, opened once
+	digests    *partDigests  // per-part hashing (parthash.go)
 
 	mu     sync.Mutex
 	open   map[*fileRun]struct{}
@@ -63,8 +64,9 @@ func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun)
 	defer cancel(nil)
 	r := &run{e: e, ctx: ctx, cancel: cancel, root: root, jobs: make(chan job),
 		drained: make(chan struct{}), open: map[*fileRun]struct{}{}, cacheSlots: make(chan struct{}, e.concurrency),
-		dirs: newDirFDs()}
+		dirs: newDirFDs(), digests: newPartDigests(true)}
 	defer r.dirs.close() // after the workers and finalizers below are done
+	defer r.digests.close()
 
 	var workers sync.WaitGroup
 	for range min(e.concurrency, len(runs)*maxChunks(runs)) {
@@ -170,6 +172,7 @@ func (r *run) begin(fr *fileRun) {
 		fr.store = r.root
 	}
 	fr.dirs = r.dirs
+	fr.digests = r.digests
 	missing, err := fr.open()
 	if err != nil && fr.cache != nil {
 		// A full or broken cache never fails a download: go direct.

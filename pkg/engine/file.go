@@ -66,6 +66,10 @@ type fileRun struct {
 	writeMu sync.Mutex // see writeAt
 	jr      *journal
 	hasher  *seqHasher
+	// parts hashes the parts of a composite non-CRC checksum side by side
+	// (parthash.go), with the run's digests.
+	parts   *partHasher
+	digests *partDigests
 	// sealHash computes, as the download goes, the SHA-256 a cache entry
 	// is sealed with when the source's own checksum is not one.
 	sealHash *seqHasher
@@ -162,4 +166,13 @@ func (fr *fileRun) crcAlg() checksum.Algorithm {
 // (a single-stream source) rather than read back from the temp file.
 func (fr *fileRun) inlineHash() bool {
 	return fr.f.Stream && fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC()
+}
+
+// digestsOrOwn is the run's part digests, or plain ones for a fileRun
+// outside a run.
+func (fr *fileRun) digestsOrOwn() *partDigests {
+	if fr.digests == nil {
+		fr.digests = newPartDigests(false)
+	}
+	return fr.digests
 }

@@ -101,11 +101,16 @@ func (fr *fileRun) open() ([]int, error) {
 	return missing, nil
 }
 
-// startHashers starts the read-back hashers the temp file needs (its
-// cryptographic checksum, the cache seal's SHA-256) from its ready prefix.
+// startHashers starts the hashers the temp file needs (its cryptographic
+// checksum, per part or read back in order; the cache seal's SHA-256) from
+// its ready prefix.
 func (fr *fileRun) startHashers() {
-	if fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC() && !fr.inlineHash() {
-		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, fr.tmp, fr.bounds())
+	switch want := fr.chk.want; {
+	case want == nil || want.Algorithm.IsCRC() || fr.inlineHash():
+	case want.Composite && partsUsable(fr.f):
+		fr.parts = newPartHasher(fr.digestsOrOwn(), want.Algorithm, fr.tmp, fr.f, fr.chunks, fr.done)
+	default:
+		fr.hasher = newSeqHasher(want.Algorithm, fr.tmp, fr.bounds())
 		fr.hasher.advance(fr.readyBytes())
 	}
 	if fr.cache != nil && !fr.sealedBySource() {
@@ -187,10 +192,13 @@ func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
 	}
 	// The hasher is read under the lock too: a refetch after a mismatch
 	// replaces it while a slower worker may still be leaving here.
-	ready, complete, h, sh := fr.readyBytes(), fr.remaining == 0, fr.hasher, fr.sealHash
+	ready, complete, h, sh, ph := fr.readyBytes(), fr.remaining == 0, fr.hasher, fr.sealHash, fr.parts
 	fr.mu.Unlock()
 	if h != nil {
 		h.advance(ready)
+	}
+	if ph != nil {
+		ph.written(fr.chunks[i])
 	}
 	if sh != nil {
 		sh.advance(ready)
@@ -222,6 +230,9 @@ func (fr *fileRun) closeFiles() {
 	if fr.hasher != nil {
 		fr.hasher.stop()
 	}
+	if fr.parts != nil {
+		fr.parts.stop()
+	}
 	if fr.sealHash != nil {
 		fr.sealHash.stop()
 		fr.sealHash = nil
@@ -242,7 +253,7 @@ func (fr *fileRun) reset() ([]int, error) {
 	_ = fr.store.Remove(fr.journalName())
 	_ = fr.store.Remove(fr.tmpName())
 	fr.mu.Lock()
-	fr.frontier, fr.resumed, fr.hasher = 0, false, nil
+	fr.frontier, fr.resumed, fr.hasher, fr.parts = 0, false, nil, nil
 	fr.mu.Unlock()
 	fr.fetched.Store(0)
 	return fr.open()

@@ -22,6 +22,9 @@ func (fr *fileRun) computed() ([][]byte, error) {
 	if fr.inBody || fr.inlineHash() {
 		return [][]byte{fr.bodySum}, nil
 	}
+	if fr.parts != nil {
+		return fr.parts.result()
+	}
 	if !want.Algorithm.IsCRC() {
 		return fr.hasher.result()
 	}

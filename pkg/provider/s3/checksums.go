@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -103,22 +104,60 @@ func sortValues(vs []checksum.Value) {
 var md5ETag = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
 
 // etagMD5 returns the ETag as an MD5 value when it is one: a single-part
-// upload (no "-N" suffix) not encrypted with SSE-KMS or SSE-C, whose ETags
-// are opaque.
+// upload (no "-N" suffix) not encrypted with SSE-KMS or SSE-C.
 func etagMD5(h *awss3.HeadObjectOutput) (checksum.Value, bool) {
 	etag := unquote(h.ETag)
-	if !md5ETag.MatchString(etag) {
-		return checksum.Value{}, false
-	}
-	if h.SSECustomerAlgorithm != nil && *h.SSECustomerAlgorithm != "" {
-		return checksum.Value{}, false
-	}
-	switch h.ServerSideEncryption {
-	case types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAwsKmsDsse:
+	if !md5ETag.MatchString(etag) || opaqueETag(h) {
 		return checksum.Value{}, false
 	}
 	v, err := checksum.ParseHex(checksum.MD5, strings.ToLower(etag))
 	return v, err == nil
+}
+
+var multipartETag = regexp.MustCompile(`^[0-9a-fA-F]{32}-[1-9][0-9]{0,4}$`)
+
+// etagParts returns a multipart ETag ("HEX-N": the MD5 of the parts' MD5s,
+// on AWS and MinIO) as a composite MD5 value, when the object is not
+// encrypted with SSE-KMS or SSE-C and N is a part count S3 allows.
+func etagParts(h *awss3.HeadObjectOutput) (checksum.Value, bool) {
+	etag := unquote(h.ETag)
+	if !multipartETag.MatchString(etag) || opaqueETag(h) {
+		return checksum.Value{}, false
+	}
+	v, err := checksum.ParseMultipartETag(etag)
+	if err != nil || v.Parts > maxParts {
+		return checksum.Value{}, false
+	}
+	return v, true
+}
+
+// opaqueETag says the object's ETag is not an MD5 of its bytes: under
+// SSE-KMS (aws:kms, aws:kms:dsse) and SSE-C, S3 makes it something else.
+func opaqueETag(h *awss3.HeadObjectOutput) bool {
+	if aws.ToString(h.SSECustomerAlgorithm) != "" || aws.ToString(h.SSECustomerKeyMD5) != "" {
+		return true
+	}
+	switch h.ServerSideEncryption {
+	case types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAwsKmsDsse:
+		return true
+	}
+	return false
+}
+
+// md5Chksum returns the whole-object MD5 rclone records in the object's
+// user metadata (X-Amz-Meta-Md5chksum, base64) when it uploads a file in
+// parts, whose ETag is then no MD5 of the file.
+func md5Chksum(h *awss3.HeadObjectOutput) (checksum.Value, bool) {
+	s := h.Metadata["md5chksum"] // the SDK lowercases metadata keys
+	if s == "" {
+		return checksum.Value{}, false
+	}
+	v, err := checksum.ParseBase64(checksum.MD5, s)
+	if err != nil || v.Composite {
+		return checksum.Value{}, false
+	}
+	v.From = checksum.FromMD5Chksum
+	return v, true
 }
 
 // unquote strips the quotes S3 puts around ETags.

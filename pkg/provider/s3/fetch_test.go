@@ -45,7 +45,7 @@ func TestFetch(t *testing.T) {
 	assert.Equal(t, "crc64nvme", verified["multi/full-crc64nvme"])
 	assert.Equal(t, "sha256", verified["sub/dir/sha256.bin"])
 	assert.Equal(t, "md5", verified["config.json"])
-	assert.Equal(t, "size only", verified["multi/none"])
+	assert.Equal(t, "md5 of 3 parts (multipart ETag)", verified["multi/none"])
 
 	// A second run finds everything present and fetches nothing.
 	rep, err = p.fetch(context.Background(), "s3://"+bucket+"/model", dest)

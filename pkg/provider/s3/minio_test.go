@@ -139,7 +139,7 @@ func TestPlanFolder(t *testing.T) {
 		"multi/composite-crc32c":  {"crc32c (composite of 3 parts)"},
 		"multi/composite-sha256":  {"sha256 (composite of 3 parts)"},
 		"multi/full-crc64nvme":    {"crc64nvme"},
-		"multi/none":              nil,
+		"multi/none":              {"md5 of 3 parts (multipart ETag)"},
 	} {
 		assert.Equal(t, wantAlgs, algs(got[p].Expect), p)
 	}
@@ -174,7 +174,11 @@ func TestPlanFolder(t *testing.T) {
 		assert.True(t, checksum.Composite(alg, partSums).Equal(f.Expect[0]), "%s composite of part sums", p)
 	}
 	assert.Empty(t, got["multi/full-crc64nvme"].Parts)
-	assert.Empty(t, got["multi/none"].Parts)
+	// No checksum: the multipart ETag, with the layout two HEADs give.
+	none := got["multi/none"]
+	require.Len(t, none.Parts, 3)
+	assert.Equal(t, []int64{5 * mib, 5 * mib, mib + 123}, []int64{none.Parts[0].Size, none.Parts[1].Size, none.Parts[2].Size})
+	assert.Equal(t, strings.Trim(none.Identity[strings.Index(none.Identity, "etag=")+5:], `"`), none.Expect[0].String())
 
 	// Every loader returns the object's bytes, whole and in ranges
 	// (including one straddling a part boundary).

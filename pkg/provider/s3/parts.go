@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 	"github.com/storage-initializer/storage-initializer/pkg/engine"
@@ -25,22 +26,27 @@ func (c *client) partLayout(ctx context.Context, o objectRef, comp checksum.Valu
 	}
 	parts, err := c.partsFromAttributes(ctx, o, comp)
 	if err != nil || len(parts) != comp.Parts {
-		parts, err = c.partsFromHeads(ctx, o, comp)
+		parts, err = c.partsFromHeads(ctx, o, comp.Parts, comp.Algorithm)
 		if err != nil {
 			return nil, err
 		}
 	}
+	return parts, checkLayout(o, parts, size)
+}
+
+// checkLayout makes sure parts tile the object exactly.
+func checkLayout(o objectRef, parts []engine.Part, size int64) error {
 	var total int64
 	for i, p := range parts {
 		if p.Size < 0 || p.Size > size-total {
-			return nil, fmt.Errorf("%s: part %d of %d bytes does not fit in the object's %d bytes", o.uri, i+1, p.Size, size)
+			return fmt.Errorf("%s: part %d of %d bytes does not fit in the object's %d bytes", o.uri, i+1, p.Size, size)
 		}
 		total += p.Size
 	}
 	if total != size {
-		return nil, fmt.Errorf("%s: parts add up to %d bytes, object has %d", o.uri, total, size)
+		return fmt.Errorf("%s: parts add up to %d bytes, object has %d", o.uri, total, size)
 	}
-	return parts, nil
+	return nil
 }
 
 // maxParts is S3's limit on the parts of a multipart upload.
@@ -111,26 +117,56 @@ func (c *client) partsFromAttributes(ctx context.Context, o objectRef, comp chec
 	return parts, nil
 }
 
-// partsFromHeads reads the layout with one HeadObject per part number; S3
-// answers with the part's length and (ChecksumMode=ENABLED) its checksum.
-func (c *client) partsFromHeads(ctx context.Context, o objectRef, comp checksum.Value) ([]engine.Part, error) {
-	parts := make([]engine.Part, comp.Parts)
+// partHeadJobs bounds the part HEADs of one object in flight.
+const partHeadJobs = 8
+
+// partsFromHeads reads the layout with one HeadObject per part number, a
+// few at a time; S3 answers with the part's length and (ChecksumMode=
+// ENABLED) its checksum, which must be there when alg is set.
+func (c *client) partsFromHeads(ctx context.Context, o objectRef, n int, alg checksum.Algorithm) ([]engine.Part, error) {
+	parts := make([]engine.Part, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(partHeadJobs)
 	for i := range parts {
-		in := o.head()
-		in.PartNumber = aws.Int32(int32(i + 1))
-		out, err := c.api.HeadObject(ctx, in)
-		if err != nil {
-			return nil, c.describe(err, fmt.Sprintf("read part %d of", i+1), o.uri, o.bucket)
-		}
-		s := headFields(out).byAlgorithm()[comp.Algorithm]
-		if s == "" || out.ContentLength == nil {
-			return nil, fmt.Errorf("%s: the server gives no %s checksum for part %d", o.uri, comp.Algorithm, i+1)
-		}
-		v, err := checksum.ParseBase64(comp.Algorithm, s)
-		if err != nil {
-			return nil, fmt.Errorf("%s part %d: %w", o.uri, i+1, err)
-		}
-		parts[i] = engine.Part{Size: *out.ContentLength, Expect: []checksum.Value{v}}
+		g.Go(func() error {
+			p, _, err := c.headPart(gctx, o, i+1, alg)
+			parts[i] = p
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return parts, nil
+}
+
+// headPart reads the size of part number pn (and its alg checksum, when
+// alg is set) and the part count the server gives, with a HEAD pinned to
+// the planned version (If-Match: the planned ETag).
+func (c *client) headPart(ctx context.Context, o objectRef, pn int, alg checksum.Algorithm) (engine.Part, int, error) {
+	in := o.head()
+	in.PartNumber = aws.Int32(int32(pn))
+	if o.etag != "" {
+		in.IfMatch = aws.String(o.etag)
+	}
+	out, err := c.api.HeadObject(ctx, in)
+	if err != nil {
+		return engine.Part{}, 0, c.describe(err, fmt.Sprintf("read part %d of", pn), o.uri, o.bucket)
+	}
+	if out.ContentLength == nil {
+		return engine.Part{}, 0, fmt.Errorf("%s: the server gives no length for part %d", o.uri, pn)
+	}
+	p := engine.Part{Size: *out.ContentLength}
+	if alg != "" {
+		s := headFields(out).byAlgorithm()[alg]
+		if s == "" {
+			return engine.Part{}, 0, fmt.Errorf("%s: the server gives no %s checksum for part %d", o.uri, alg, pn)
+		}
+		v, err := checksum.ParseBase64(alg, s)
+		if err != nil {
+			return engine.Part{}, 0, fmt.Errorf("%s part %d: %w", o.uri, pn, err)
+		}
+		p.Expect = []checksum.Value{v}
+	}
+	return p, int(aws.ToInt32(out.PartsCount)), nil
 }

@@ -196,12 +196,41 @@ func (p *planner) file(ctx context.Context, obj objectRef, rel string, h *awss3.
 				zap.String("object", obj.uri), zap.Error(err))
 		}
 	}
-	if len(full) == 0 && comp == nil {
-		if md5, ok := etagMD5(h); ok {
-			f.Expect = append(f.Expect, md5)
+	if len(f.Expect) == 0 && p.set.Verify != engine.VerifySize {
+		if err := p.fromETag(ctx, obj, h, &f); err != nil {
+			return engine.File{}, err
 		}
 	}
 	return f, nil
+}
+
+// fromETag gives a file no S3 checksum covers what its ETag vouches for:
+// the object's MD5 (a single-part upload), else the MD5 of its parts' MD5s
+// (a multipart upload; checked from per-part MD5s, so it needs the part
+// layout), else the whole-object MD5 rclone keeps in the metadata. Under
+// SSE-KMS and SSE-C the ETag is no MD5 and only the metadata can serve.
+func (p *planner) fromETag(ctx context.Context, obj objectRef, h *awss3.HeadObjectOutput, f *engine.File) error {
+	if md5, ok := etagMD5(h); ok {
+		f.Expect = append(f.Expect, md5)
+		return nil
+	}
+	if etag, ok := etagParts(h); ok {
+		parts, err := p.c.etagLayout(ctx, obj, etag, f.Size)
+		switch {
+		case err == nil:
+			f.Expect, f.Parts = append(f.Expect, etag), parts
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			p.set.Logger().Warn("ignoring the multipart ETag: part layout unavailable",
+				zap.String("object", obj.uri), zap.Error(err))
+		}
+	}
+	if md5, ok := md5Chksum(h); ok {
+		f.Expect = append(f.Expect, md5)
+	}
+	return nil
 }
 
 func (p *planner) logPlan(loc location, files []engine.File) {
