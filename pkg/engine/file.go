@@ -53,11 +53,12 @@ type fileRun struct {
 	tmp     *os.File
 	writeMu sync.Mutex // see writeAt
 	jr      *journal
-	hasher  *seqHasher
-	// sealHash computes, as the download goes, the SHA-256 a cache entry
-	// is sealed with when the source's own checksum is not one.
-	sealHash *seqHasher
-	fetched  atomic.Int64
+	// hasher computes the sequential digests as the download goes: the
+	// source's SHA/MD5, and the SHA-256 a cache entry is sealed with when
+	// the source's own checksum is not one (lanes says which is where).
+	hasher  *hotHasher
+	lanes   hashLanes
+	fetched atomic.Int64
 
 	mu        sync.Mutex
 	done      []bool

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
 // open prepares the temporary file and journal; it returns the indices of
@@ -87,14 +85,7 @@ func (fr *fileRun) open() ([]int, error) {
 	for fr.frontier < len(fr.done) && fr.done[fr.frontier] {
 		fr.frontier++
 	}
-	if fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC() && !fr.inlineHash() {
-		fr.hasher = newSeqHasher(fr.chk.want.Algorithm, tmp, fr.bounds())
-		fr.hasher.advance(fr.readyBytes())
-	}
-	if fr.cache != nil && !fr.sealedBySource() {
-		fr.sealHash = newSeqHasher(checksum.SHA256, tmp, []int64{fr.f.Size})
-		fr.sealHash.advance(fr.readyBytes())
-	}
+	fr.startHasher(tmp)
 	ok = true
 	return missing, nil
 }
@@ -145,13 +136,10 @@ func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
 	}
 	// The hasher is read under the lock too: a refetch after a mismatch
 	// replaces it while a slower worker may still be leaving here.
-	ready, complete, h, sh := fr.readyBytes(), fr.remaining == 0, fr.hasher, fr.sealHash
+	ready, complete, h := fr.readyBytes(), fr.remaining == 0, fr.hasher
 	fr.mu.Unlock()
 	if h != nil {
 		h.advance(ready)
-	}
-	if sh != nil {
-		sh.advance(ready)
 	}
 	return complete, nil
 }
@@ -177,13 +165,7 @@ func (fr *fileRun) close() {
 }
 
 func (fr *fileRun) closeFiles() {
-	if fr.hasher != nil {
-		fr.hasher.stop()
-	}
-	if fr.sealHash != nil {
-		fr.sealHash.stop()
-		fr.sealHash = nil
-	}
+	fr.stopHasher()
 	if fr.tmp != nil {
 		fr.tmp.Close()
 		fr.tmp = nil

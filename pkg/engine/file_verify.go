@@ -23,7 +23,7 @@ func (fr *fileRun) computed() ([][]byte, error) {
 		return [][]byte{fr.bodySum}, nil
 	}
 	if !want.Algorithm.IsCRC() {
-		return fr.hasher.result()
+		return fr.digestSums()
 	}
 	alg := want.Algorithm
 	var sums [][]byte
@@ -107,9 +107,7 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root) bool {
 	if fr.chk.want == nil || ctx.Err() != nil {
 		return false
 	}
-	h := newSeqHasher(fr.chk.want.Algorithm, f, fr.bounds())
-	h.advance(fr.f.Size)
-	sums, err := h.result()
+	sums, err := hashReadBack(f, newDigestLane(fr.chk.want.Algorithm, fr.bounds()), fr.f.Size)
 	if err != nil {
 		return false
 	}
