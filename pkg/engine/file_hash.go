@@ -6,6 +6,9 @@ package engine
 import (
 	"errors"
 	"os"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
@@ -61,5 +64,18 @@ func (fr *fileRun) laneSums(i int) ([][]byte, error) {
 func (fr *fileRun) stopHasher() {
 	if fr.hasher != nil {
 		fr.hasher.stop()
+	}
+}
+
+// logHashing reports how the file's digests got their bytes: inline from
+// the download's buffers, or read back from the temp file, and how long
+// the file waited for them after its last byte arrived (a serial tail).
+func (fr *fileRun) logHashing(log *zap.Logger, waited time.Duration) {
+	fr.mu.Lock()
+	h := fr.hasher
+	fr.mu.Unlock()
+	if h != nil && log.Core().Enabled(zap.DebugLevel) {
+		log.Debug("digests computed", zap.String("path", fr.rel), zap.Int64("inline_bytes", h.inlined.Load()),
+			zap.Int64("read_back_bytes", h.readBack.Load()), zap.Duration("waited", waited))
 	}
 }

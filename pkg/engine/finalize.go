@@ -6,6 +6,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // checkExisting keeps a file already at its final name when it verifies,
@@ -37,6 +38,7 @@ func digestOf(fr *fileRun) string {
 // finalize verifies a complete temp file and commits it. A checksum
 // mismatch refetches the file once before failing.
 func (r *run) finalize(fr *fileRun) {
+	waited := time.Now()
 	sums, err := fr.computed()
 	if err != nil {
 		if r.ctx.Err() == nil {
@@ -44,6 +46,7 @@ func (r *run) finalize(fr *fileRun) {
 		}
 		return
 	}
+	fr.logHashing(r.e.log, time.Since(waited))
 	digest, err := fr.compare(sums)
 	var mm *errMismatch
 	if errors.As(err, &mm) && !fr.retried {
@@ -54,11 +57,7 @@ func (r *run) finalize(fr *fileRun) {
 			r.fail(fmt.Errorf("refetch %s: %w", fr.rel, rerr))
 			return
 		}
-		for _, i := range missing {
-			if !r.send(job{fr: fr, chunk: i}) {
-				return
-			}
-		}
+		r.queue(&fileQueue{fr: fr, missing: missing})
 		return
 	}
 	if err != nil {
