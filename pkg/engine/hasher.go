@@ -1,16 +1,19 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 )
 
 // readBackBlock is how much the hasher reads back from the temp file at a
-// time: large enough that the syscall is noise, small enough that a chunk
-// worker waiting to hash inline gets the digest soon.
-const readBackBlock = 1 << 20
+// time: large enough that mapping (or the read syscall) is noise, small
+// enough that a chunk worker waiting to hash inline gets the lanes soon
+// (a few milliseconds of SHA-256).
+const readBackBlock = 4 << 20
 
 // hotHasher computes a file's sequential digests (the source's SHA-256,
 // SHA-1, git-sha1 or MD5, and the node cache's seal SHA-256: one lane
@@ -112,7 +115,6 @@ func (h *hotHasher) stop() {
 // hashes inline, until the whole file is hashed.
 func (h *hotHasher) run() {
 	defer close(h.finished)
-	var buf []byte
 	for {
 		h.mu.Lock()
 		switch {
@@ -127,10 +129,7 @@ func (h *hotHasher) run() {
 			from, to := h.pos, min(h.pos+readBackBlock, h.ready)
 			h.busy = true
 			h.mu.Unlock()
-			if buf == nil {
-				buf = make([]byte, readBackBlock)
-			}
-			h.giveBack(to, h.hashFromDisk(buf, from, to))
+			h.giveBack(to, h.hashFromDisk(nil, from, to))
 			continue
 		}
 		h.mu.Unlock()
@@ -138,9 +137,22 @@ func (h *hotHasher) run() {
 	}
 }
 
-// hashFromDisk feeds bytes [from, to) of the temp file to the lanes; the
-// caller holds the lanes (busy).
+// hashFromDisk feeds bytes [from, to) of the temp file to the lanes, in
+// place through a mapping when it can, else through buf; the caller holds
+// the lanes (busy).
 func (h *hotHasher) hashFromDisk(buf []byte, from, to int64) error {
+	if f, ok := h.r.(*os.File); ok && to > from {
+		err := hashMapped(f, from, to, h.write)
+		if err == nil {
+			h.readBack.Add(to - from)
+		}
+		if !errors.Is(err, errNoMap) {
+			return err
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, min(readBackBlock, to-from))
+	}
 	for from < to {
 		n := min(int64(len(buf)), to-from)
 		if _, err := h.r.ReadAt(buf[:n], from); err != nil {
@@ -192,7 +204,6 @@ type inlineHash struct {
 	start int64 // the chunk's offset
 	at    int64 // where the current attempt writes next
 	owned bool  // the lanes are ours, hashed up to at
-	buf   []byte
 }
 
 // inline returns the inline hashing of the chunk at off, or nil.
@@ -245,10 +256,7 @@ func (ih *inlineHash) claim() bool {
 		return false
 	}
 	if ih.at > ih.start {
-		if ih.buf == nil {
-			ih.buf = make([]byte, min(readBackBlock, ih.at-ih.start))
-		}
-		if err := h.hashFromDisk(ih.buf, ih.start, ih.at); err != nil {
+		if err := h.hashFromDisk(nil, ih.start, ih.at); err != nil {
 			h.giveBack(0, err)
 			return false
 		}

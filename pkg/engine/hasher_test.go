@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -238,4 +239,29 @@ func TestHotHasherStopFailsTheResult(t *testing.T) {
 	fx.h.stop()
 	_, err := fx.h.result()
 	require.ErrorContains(t, err, "hasher stopped")
+}
+
+// A temp file shorter than the bytes reported complete (truncated under
+// the hasher) fails the digest with an error; the mapping's fault must
+// not crash the process.
+func TestHotHasherTruncatedFileIsAnErrorNotACrash(t *testing.T) {
+	data := randBytes(27, 100<<10)
+	f, err := os.Create(filepath.Join(t.TempDir(), "part"))
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.Write(data)
+	require.NoError(t, err)
+	size := int64(8 << 20)
+	h := newHotHasher(f, size, newDigestLane(checksum.SHA256, []int64{size}))
+	h.advance(size)
+	_, err = h.result()
+	require.ErrorContains(t, err, "missing from the temporary file")
+}
+
+// A reader that is not a file is read back through a buffer.
+func TestHotHasherReadsBackWithoutAMapping(t *testing.T) {
+	data := randBytes(28, 9<<20+3)
+	sums, err := hashReadBack(bytes.NewReader(data), newDigestLane(checksum.SHA256, []int64{int64(len(data))}), int64(len(data)))
+	require.NoError(t, err)
+	assert.Equal(t, sha256Bytes(data), sums[0])
 }
