@@ -141,13 +141,16 @@ func (h *hotHasher) run() {
 // place through a mapping when it can, else through buf; the caller holds
 // the lanes (busy).
 func (h *hotHasher) hashFromDisk(buf []byte, from, to int64) error {
-	if f, ok := h.r.(*os.File); ok && to > from {
-		err := hashMapped(f, from, to, h.write)
-		if err == nil {
-			h.readBack.Add(to - from)
-		}
-		if !errors.Is(err, errNoMap) {
-			return err
+	if f, ok := h.r.(*os.File); ok {
+		// One window at a time: mapped pages count in the RSS.
+		for ; from < to; from = min(from+readBackBlock, to) {
+			end := min(from+readBackBlock, to)
+			if err := hashMapped(f, from, end, h.write); errors.Is(err, errNoMap) {
+				break
+			} else if err != nil {
+				return err
+			}
+			h.readBack.Add(end - from)
 		}
 	}
 	if buf == nil {
