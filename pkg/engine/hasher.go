@@ -115,6 +115,7 @@ func (h *hotHasher) stop() {
 // hashes inline, until the whole file is hashed.
 func (h *hotHasher) run() {
 	defer close(h.finished)
+	var buf []byte // only when the file cannot be mapped
 	for {
 		h.mu.Lock()
 		switch {
@@ -129,7 +130,7 @@ func (h *hotHasher) run() {
 			from, to := h.pos, min(h.pos+readBackBlock, h.ready)
 			h.busy = true
 			h.mu.Unlock()
-			h.giveBack(to, h.hashFromDisk(nil, from, to))
+			h.giveBack(to, h.hashFromDisk(&buf, from, to))
 			continue
 		}
 		h.mu.Unlock()
@@ -138,9 +139,10 @@ func (h *hotHasher) run() {
 }
 
 // hashFromDisk feeds bytes [from, to) of the temp file to the lanes, in
-// place through a mapping when it can, else through buf; the caller holds
-// the lanes (busy).
-func (h *hotHasher) hashFromDisk(buf []byte, from, to int64) error {
+// place through a mapping when it can, else through *buf (allocated on
+// first use, kept by the caller for the next call); the caller holds the
+// lanes (busy).
+func (h *hotHasher) hashFromDisk(bufp *[]byte, from, to int64) error {
 	if f, ok := h.r.(*os.File); ok {
 		// One window at a time: mapped pages count in the RSS.
 		for ; from < to; from = min(from+readBackBlock, to) {
@@ -153,9 +155,10 @@ func (h *hotHasher) hashFromDisk(buf []byte, from, to int64) error {
 			h.readBack.Add(end - from)
 		}
 	}
-	if buf == nil {
-		buf = make([]byte, min(readBackBlock, to-from))
+	if *bufp == nil && from < to {
+		*bufp = make([]byte, readBackBlock)
 	}
+	buf := *bufp
 	for from < to {
 		n := min(int64(len(buf)), to-from)
 		if _, err := h.r.ReadAt(buf[:n], from); err != nil {
@@ -259,7 +262,8 @@ func (ih *inlineHash) claim() bool {
 		return false
 	}
 	if ih.at > ih.start {
-		if err := h.hashFromDisk(nil, ih.start, ih.at); err != nil {
+		var buf []byte
+		if err := h.hashFromDisk(&buf, ih.start, ih.at); err != nil {
 			h.giveBack(0, err)
 			return false
 		}
