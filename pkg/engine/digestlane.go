@@ -41,6 +41,11 @@ func (l *digestLane) write(p []byte, pos int64) {
 	for len(p) > 0 && l.part < len(l.bounds) {
 		end := l.bounds[l.part]
 		n := min(int64(len(p)), end-pos)
+		if n <= 0 { // bytes beyond the planned size: never a match, never a panic
+			l.part = len(l.bounds)
+			l.sums = nil
+			return
+		}
 		l.cur.Write(p[:n])
 		p, pos = p[n:], pos+n
 		if pos == end {

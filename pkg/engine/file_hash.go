@@ -22,6 +22,10 @@ type hashLanes struct{ digest, seal int }
 // not one. Both lanes are fed by one pass over the bytes.
 func (fr *fileRun) startHasher(tmp *os.File) {
 	fr.lanes = hashLanes{-1, -1}
+	fr.hasher = nil
+	if fr.f.Size < 0 { // a stream of unknown length is hashed inline as it arrives
+		return
+	}
 	var lanes []*digestLane
 	if fr.chk.want != nil && !fr.chk.want.Algorithm.IsCRC() && !fr.inlineHash() {
 		fr.lanes.digest = len(lanes)
@@ -31,7 +35,6 @@ func (fr *fileRun) startHasher(tmp *os.File) {
 		fr.lanes.seal = len(lanes)
 		lanes = append(lanes, newDigestLane(checksum.SHA256, []int64{fr.f.Size}))
 	}
-	fr.hasher = nil
 	if len(lanes) > 0 {
 		fr.hasher = newHotHasher(tmp, fr.f.Size, lanes...)
 		fr.hasher.advance(fr.readyBytes())

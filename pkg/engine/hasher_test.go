@@ -265,3 +265,15 @@ func TestHotHasherReadsBackWithoutAMapping(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, sha256Bytes(data), sums[0])
 }
+
+// Bytes at offsets beyond the planned size can never match (and never
+// panic); a lane covers exactly the file's planned bytes.
+func TestDigestLaneBeyondItsSizeNeverMatches(t *testing.T) {
+	l := newDigestLane(checksum.SHA256, []int64{10})
+	l.write(make([]byte, 20), 0)
+	assert.Equal(t, [][]byte{sha256Bytes(make([]byte, 10))}, l.sums)
+	l = newDigestLane(checksum.SHA256, []int64{10})
+	l.write(make([]byte, 5), 0)
+	l.write(make([]byte, 5), 15)
+	assert.Empty(t, l.sums)
+}
