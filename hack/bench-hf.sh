@@ -6,7 +6,8 @@
 # take turns within each round, each going first in turn. Prints medians,
 # CPU seconds, peak RSS and the ratio; the target is hf:// <= 1.10x the
 # wall time of s3://.
-# Env: BENCH_RUNS (3), BENCH_SHARD_SIZE (1GiB), BENCH_TMP (/var/tmp).
+# Env: BENCH_RUNS (3), BENCH_SHARD_SIZE (1GiB), BENCH_TMP (/var/tmp),
+# BENCH_OLD=BINARY also times an older build over hf:// in the same rounds.
 # Run by `make bench` (hack/bench.sh; BENCH_HF=0 skips it) or alone.
 # It reports; it asserts nothing.
 set -euo pipefail
@@ -85,6 +86,7 @@ measure() {
 }
 hf_cmd() { measure hf:// "${hf_run[@]}"; }
 s3_cmd() { measure s3:// "${s3_run[@]}"; }
+hf_old_cmd() { measure hf://@old env -i "PATH=$PATH" "HOME=$work/home" "HF_ENDPOINT=$hub" "$BENCH_OLD" --log-format json hf://bench/model "$dest"; }
 
 # One untimed, checked read of each first: MinIO writes with O_DIRECT, so
 # freshly seeded objects are not in the page cache, and the first reader
@@ -103,6 +105,7 @@ warm s3 "${s3_run[@]}"
 rm -rf "$dest"
 
 order=(hf_cmd s3_cmd)
+if [[ -n "${BENCH_OLD:-}" ]]; then order+=(hf_old_cmd); fi
 for i in $(seq 1 "$runs"); do
   echo "bench: round $i of $runs" >&2
   for t in "${order[@]}"; do "$t"; done
@@ -126,9 +129,13 @@ print("stand-in Hub (internal/hubtest, LFS files from disk via a 302 to its CDN)
 print(f"(load average at the end: {os.getloadavg()[0]:.1f}; CPU s = user + system time of the binary)\n")
 print("| source | median s | MiB/s | CPU s | peak RSS MiB | verified |")
 print("|---|---:|---:|---:|---:|---|")
-for src in ("hf://", "s3://"):
-    print(f"| {src} | {med[src]:.2f} | {size/2**20/med[src]:.0f} | {statistics.median(cpu[src]):.1f} | {rss[src]/1024:.0f} | {verified[src]} |")
+for src in ("hf://", "s3://", "hf://@old"):
+    if src in med:
+        print(f"| {src} | {med[src]:.2f} | {size/2**20/med[src]:.0f} | {statistics.median(cpu[src]):.1f} | {rss[src]/1024:.0f} | {verified.get(src, verified['hf://'])} |")
 r = med["hf://"] / med["s3://"]
 print(f"\nhf:// wall time / s3:// wall time: {r:.2f}x (target <= 1.10x: {'met' if r <= 1.10 else 'NOT met'}); "
       f"runs hf:// {', '.join(f'{x:.2f}' for x in wall['hf://'])} s, s3:// {', '.join(f'{x:.2f}' for x in wall['s3://'])} s")
+if "hf://@old" in med:
+    print(f"older build over hf://: {med['hf://@old']:.2f} s, {statistics.median(cpu['hf://@old']):.1f} s CPU "
+          f"(runs {', '.join(f'{x:.2f}' for x in wall['hf://@old'])} s)")
 PY

@@ -4,7 +4,8 @@
 #   (a) a modelcar image: one gzip layer with models/ = 3 x 1 GiB bf16 shards
 #       (normal-distributed values: gzip shrinks them only a little, but must
 #       really inflate them) + config/tokenizer files, built with crane append
-#   (b) the same model as a CNCF ModelPack artifact with .raw layers (oras push)
+#   (b) the same model as a CNCF ModelPack artifact with .raw layers (oras push),
+#       also pulled with `oras pull`
 # Prints medians, ratios against crane export | tar, the targets, peak RSS.
 # Env: BENCH_RUNS (3), BENCH_SHARD_SIZE (1GiB), BENCH_TMP (/var/tmp).
 # Run by `make bench` (hack/bench.sh) or alone. It reports; it asserts nothing.
@@ -95,6 +96,8 @@ measure modelcar storage-initializer "${cleanenv[@]}" "$bin" --log-format json "
 measure modelcar crane-export sh -c "cd '$dest' && '$crane' export --insecure '$modelcar' - | tar -x models"
 measure modelcar skopeo+tar sh "$work/skopeo.sh"
 measure modelpack storage-initializer "${cleanenv[@]}" "$bin" --log-format json "oci://$modelpack" "$dest/models"
+# oras pull: the ModelPack's own client (each layer's sha256 checked as it streams; one request per layer).
+measure modelpack oras-pull sh -c "cd '$dest' && '$oras' pull --plain-http '$modelpack' >/dev/null"
 
 size=$(du -sb "$data/llm" | cut -f1)
 python3 - "$results" "$size" "$runs" <<'PY'
@@ -115,11 +118,12 @@ print(f"(load average at the end: {os.getloadavg()[0]:.1f}; CPU s = user + syste
 print(" which a busy machine does not inflate the way it does wall time)\n")
 print("| source | tool | median s | MiB/s | vs crane export \\| tar | CPU s | peak RSS MiB |")
 print("|---|---|---:|---:|---:|---:|---:|")
-for (s, tool) in [("modelcar", "storage-initializer"), ("modelcar", "crane-export"), ("modelcar", "skopeo+tar"), ("modelpack", "storage-initializer")]:
+for (s, tool) in [("modelcar", "storage-initializer"), ("modelcar", "crane-export"), ("modelcar", "skopeo+tar"), ("modelpack", "storage-initializer"), ("modelpack", "oras-pull")]:
     m = med[(s, tool)]
     label = {"modelcar": "modelcar (1 gzip layer)", "modelpack": "ModelPack (.raw layers)"}[s]
     print(f"| {label} | {tool} | {m:.2f} | {size/2**20/m:.0f} | {base/m:.2f}x | {cpu[(s, tool)]:.1f} | {rss[(s, tool)]/1024:.0f} |")
 print(f"\nTargets: modelcar >= 1.5x crane export | tar: {base/med[('modelcar','storage-initializer')]:.2f}x; "
       f"ModelPack raw >= 3x: {base/med[('modelpack','storage-initializer')]:.2f}x; "
+      f"ModelPack raw vs oras pull >= 1.5x: {med[('modelpack','oras-pull')]/med[('modelpack','storage-initializer')]:.2f}x; "
       f"peak RSS <= 64 MiB: {max(rss[('modelcar','storage-initializer')], rss[('modelpack','storage-initializer')])/1024:.0f} MiB")
 PY

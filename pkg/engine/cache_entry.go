@@ -223,9 +223,7 @@ func (fr *fileRun) checkEntry(f *os.File) error {
 	if fr.chk.want == nil {
 		return nil
 	}
-	hs := newSeqHasher(fr.chk.want.Algorithm, f, fr.bounds())
-	hs.advance(fr.f.Size)
-	sums, err := hs.result()
+	sums, err := hashReadBack(f, newDigestLane(fr.chk.want.Algorithm, fr.bounds()), fr.f.Size)
 	if err == nil {
 		_, err = fr.compare(sums)
 	}
@@ -432,15 +430,13 @@ func (fr *fileRun) sealedBySource() bool {
 }
 
 // sealDigest is the SHA-256 of the verified download f: the source's own,
-// else the one computed as the download went (sealHash), else computed now.
+// else the one computed as the download went (the hasher's seal lane), else computed now.
 func (fr *fileRun) sealDigest(ctx context.Context, f *os.File) (string, error) {
 	if fr.sealedBySource() {
 		return hex.EncodeToString(fr.chk.want.Sum), nil
 	}
-	if fr.sealHash != nil {
-		if sums, err := fr.sealHash.result(); err == nil && len(sums) == 1 {
-			return hex.EncodeToString(sums[0]), nil
-		}
+	if sums, err := fr.sealSums(); err == nil && len(sums) == 1 {
+		return hex.EncodeToString(sums[0]), nil
 	}
 	return sha256Of(ctx, f, fr.f.Size)
 }

@@ -21,7 +21,13 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 	if !ph.inlinePart(c) {
 		ph = nil
 	}
+	// The chunk at the hashed frontier feeds the file's digests from its
+	// own buffers (hot); the others are read back later by the hasher.
+	fr.mu.Lock()
+	ih := fr.hasher.inline(c.off)
+	fr.mu.Unlock()
 	err := r.e.load(r.ctx, fr.f.Source, fr.rel, c.length, c.off, func(body io.Reader) error {
+		ih.attempt()
 		var h hash.Hash
 		switch {
 		case alg != "":
@@ -57,6 +63,7 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 				if h != nil {
 					h.Write(buf[:m])
 				}
+				ih.wrote(buf[:m])
 				n += int64(m)
 				fr.fetched.Add(int64(m))
 				r.e.observer.Transferred(int64(m))
@@ -84,6 +91,7 @@ func (r *run) fetchChunk(fr *fileRun, i int) error {
 		}
 		return nil
 	})
+	ih.finish(err == nil)
 	if err != nil {
 		if c.length < 0 {
 			return fmt.Errorf("fetch %s: %w", fr.rel, err)

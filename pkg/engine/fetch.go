@@ -72,13 +72,7 @@ func (e *Engine) fetchFiles(ctx context.Context, root *os.Root, runs []*fileRun)
 	for range min(e.concurrency, len(runs)*maxChunks(runs)) {
 		workers.Go(r.work)
 	}
-	for _, fr := range runs {
-		if ctx.Err() != nil {
-			break
-		}
-		r.addPending(1)
-		r.startFile(fr)
-	}
+	r.produce(runs)
 	r.addPending(0) // mark the producer done
 	select {
 	case <-r.drained:
@@ -143,31 +137,62 @@ func (r *run) send(j job) bool {
 }
 
 // startFile is called by the producer; it blocks while workers are busy,
-// which bounds the number of files (and descriptors) open at once.
-func (r *run) startFile(fr *fileRun) {
+// which bounds the number of files (and descriptors) open at once. A file
+// downloaded directly is returned with its chunks for the producer to
+// queue (produce); every other path queues its own work.
+func (r *run) startFile(fr *fileRun) *fileQueue {
 	if fr.present(r.root) {
 		r.send(job{fr: fr, chunk: jobVerify}) // verify the existing file in a worker
-		return
+		return nil
 	}
 	if fr.heldReady(r.root) {
 		r.send(job{fr: fr, chunk: jobVerifyHeld})
-		return
+		return nil
 	}
-	r.fetch(fr)
+	return r.fetchQueue(fr)
 }
 
 // fetch gets a file that is not in DEST: through the node cache when there
 // is one (fetchCached), else directly.
 func (r *run) fetch(fr *fileRun) {
+	if q := r.fetchQueue(fr); q != nil {
+		r.queue(q)
+	}
+}
+
+// fetchQueue starts fetching a file that is not in DEST and returns the
+// chunks to queue when it is downloaded directly (the node cache path
+// queues its own).
+func (r *run) fetchQueue(fr *fileRun) *fileQueue {
 	if r.e.cache != nil && cacheable(fr) && !fr.inBody {
 		r.fetchCached(fr)
-		return
+		return nil
 	}
-	r.begin(fr)
+	if missing := r.prepare(fr); len(missing) > 0 {
+		return &fileQueue{fr: fr, missing: missing}
+	}
+	return nil
 }
 
 // begin opens the temp file and queues the missing chunks.
 func (r *run) begin(fr *fileRun) {
+	if missing := r.prepare(fr); len(missing) > 0 {
+		r.queue(&fileQueue{fr: fr, missing: missing})
+	}
+}
+
+// queue hands a file's chunks to the workers, in order.
+func (r *run) queue(q *fileQueue) {
+	for _, i := range q.missing {
+		if !r.send(job{fr: q.fr, chunk: i}) {
+			return
+		}
+	}
+}
+
+// prepare opens the temp file and returns the chunks to fetch (none: the
+// file failed the run, or is complete and being finalised).
+func (r *run) prepare(fr *fileRun) []int {
 	if fr.store == nil {
 		fr.store = r.root
 	}
@@ -182,20 +207,15 @@ func (r *run) begin(fr *fileRun) {
 	}
 	if err != nil {
 		r.fail(fr.named(fmt.Errorf("prepare %s: %w", fr.rel, err)))
-		return
+		return nil
 	}
 	r.mu.Lock()
 	r.open[fr] = struct{}{}
 	r.mu.Unlock()
 	if len(missing) == 0 {
 		r.bg.Go(func() { r.finalize(fr) })
-		return
 	}
-	for _, i := range missing {
-		if !r.send(job{fr: fr, chunk: i}) {
-			return
-		}
-	}
+	return missing
 }
 
 func (r *run) work() {

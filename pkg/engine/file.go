@@ -65,15 +65,17 @@ type fileRun struct {
 	tmp     *os.File
 	writeMu sync.Mutex // see writeAt
 	jr      *journal
-	hasher  *seqHasher
+	// hasher computes the sequential digests as the download goes: the
+	// source's SHA/MD5, and the SHA-256 a cache entry is sealed with when
+	// the source's own checksum is not one (lanes says which is where).
+	hasher *hotHasher
+	lanes  hashLanes
 	// parts hashes the parts of a composite non-CRC checksum side by side
-	// (parthash.go), with the run's digests.
+	// (parthash.go), with the run's digests; the hasher then has no digest
+	// lane, only the seal's.
 	parts   *partHasher
 	digests *partDigests
-	// sealHash computes, as the download goes, the SHA-256 a cache entry
-	// is sealed with when the source's own checksum is not one.
-	sealHash *seqHasher
-	fetched  atomic.Int64
+	fetched atomic.Int64
 
 	mu        sync.Mutex
 	done      []bool

@@ -8,8 +8,6 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/storage-initializer/storage-initializer/pkg/checksum"
 )
 
 // open prepares the temporary file and journal; it returns the indices of
@@ -101,22 +99,16 @@ func (fr *fileRun) open() ([]int, error) {
 	return missing, nil
 }
 
-// startHashers starts the hashers the temp file needs (its cryptographic
-// checksum, per part or read back in order; the cache seal's SHA-256) from
-// its ready prefix.
+// startHashers starts the hashers the temp file needs from its ready
+// prefix: a composite non-CRC checksum's parts side by side (parthash.go),
+// else the one ordered pass of its sequential digest; the cache seal's
+// SHA-256 rides on that pass either way (file_hash.go).
 func (fr *fileRun) startHashers() {
-	switch want := fr.chk.want; {
-	case want == nil || want.Algorithm.IsCRC() || fr.inlineHash():
-	case want.Composite && partsUsable(fr.f):
+	fr.parts = nil
+	if want := fr.chk.want; want != nil && want.Composite && !want.Algorithm.IsCRC() && !fr.inlineHash() && partsUsable(fr.f) {
 		fr.parts = newPartHasher(fr.digestsOrOwn(), want.Algorithm, fr.tmp, fr.f, fr.chunks, fr.done)
-	default:
-		fr.hasher = newSeqHasher(want.Algorithm, fr.tmp, fr.bounds())
-		fr.hasher.advance(fr.readyBytes())
 	}
-	if fr.cache != nil && !fr.sealedBySource() {
-		fr.sealHash = newSeqHasher(checksum.SHA256, fr.tmp, []int64{fr.f.Size})
-		fr.sealHash.advance(fr.readyBytes())
-	}
+	fr.startHasher(fr.tmp)
 }
 
 // openSingle creates the temp file of a file fetched in one request,
@@ -192,16 +184,13 @@ func (fr *fileRun) chunkDone(i int, crc uint64) (bool, error) {
 	}
 	// The hasher is read under the lock too: a refetch after a mismatch
 	// replaces it while a slower worker may still be leaving here.
-	ready, complete, h, sh, ph := fr.readyBytes(), fr.remaining == 0, fr.hasher, fr.sealHash, fr.parts
+	ready, complete, h, ph := fr.readyBytes(), fr.remaining == 0, fr.hasher, fr.parts
 	fr.mu.Unlock()
 	if h != nil {
 		h.advance(ready)
 	}
 	if ph != nil {
 		ph.written(fr.chunks[i])
-	}
-	if sh != nil {
-		sh.advance(ready)
 	}
 	return complete, nil
 }
@@ -227,15 +216,9 @@ func (fr *fileRun) close() {
 }
 
 func (fr *fileRun) closeFiles() {
-	if fr.hasher != nil {
-		fr.hasher.stop()
-	}
+	fr.stopHasher()
 	if fr.parts != nil {
 		fr.parts.stop()
-	}
-	if fr.sealHash != nil {
-		fr.sealHash.stop()
-		fr.sealHash = nil
 	}
 	if fr.tmp != nil {
 		fr.tmp.Close()

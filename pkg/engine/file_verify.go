@@ -26,7 +26,7 @@ func (fr *fileRun) computed() ([][]byte, error) {
 		return fr.parts.result()
 	}
 	if !want.Algorithm.IsCRC() {
-		return fr.hasher.result()
+		return fr.digestSums()
 	}
 	alg := want.Algorithm
 	var sums [][]byte
@@ -111,9 +111,7 @@ func (fr *fileRun) verifyExisting(ctx context.Context, root *os.Root, name strin
 	if fr.chk.want == nil || ctx.Err() != nil {
 		return false
 	}
-	h := newSeqHasher(fr.chk.want.Algorithm, f, fr.bounds())
-	h.advance(fr.f.Size)
-	sums, err := h.result()
+	sums, err := hashReadBack(f, newDigestLane(fr.chk.want.Algorithm, fr.bounds()), fr.f.Size)
 	if err != nil {
 		return false
 	}

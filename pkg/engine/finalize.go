@@ -6,6 +6,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // checkExisting keeps a file already at its final name (or, held, the
@@ -43,6 +44,7 @@ func digestOf(fr *fileRun) string {
 // finalize verifies a complete temp file and commits it. A checksum
 // mismatch refetches the file once before failing.
 func (r *run) finalize(fr *fileRun) {
+	waited := time.Now()
 	sums, err := fr.computed()
 	if err != nil {
 		if r.ctx.Err() == nil {
@@ -50,6 +52,7 @@ func (r *run) finalize(fr *fileRun) {
 		}
 		return
 	}
+	fr.logHashing(r.e.log, time.Since(waited))
 	digest, err := fr.compare(sums)
 	var mm *errMismatch
 	if errors.As(err, &mm) && !fr.retried {
@@ -60,11 +63,7 @@ func (r *run) finalize(fr *fileRun) {
 			r.fail(fmt.Errorf("refetch %s: %w", fr.rel, rerr))
 			return
 		}
-		for _, i := range missing {
-			if !r.send(job{fr: fr, chunk: i}) {
-				return
-			}
-		}
+		r.queue(&fileQueue{fr: fr, missing: missing})
 		return
 	}
 	if err != nil {
