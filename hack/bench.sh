@@ -9,7 +9,8 @@
 # Env: BENCH_RUNS (default 3), BENCH_SHARD_SIZE (default 1GiB), BENCH_SMALL (1000),
 # BENCH_SETS (default "llm llm-etag small"), BENCH_OLD=BINARY times an older build too (e.g. one
 # built from the last landing), BENCH_TOOLS (default "si_cmd aws_cmd rclone_cmd") picks the tools,
-# BENCH_CACHE=0 skips the node-cache part,
+# BENCH_CACHE=0 skips the node-cache part, BENCH_SIGNED=0 the signed pull of (a) (a model-signing
+# bundle, key mode, made once by `seed sign`: every file's SHA-256 checked against it),
 # BENCH_OCI=0 to skip the OCI part (hack/modelcar/bench.sh), BENCH_HF=0 the hf:// vs s3://
 # part (hack/bench-hf.sh), BENCH_CLOUDS=0 the gs:// and Azure vs rclone part (hack/bench-clouds.sh).
 # It is a benchmark, not a test: it asserts nothing, it reports.
@@ -33,6 +34,10 @@ if [[ ! -f "$data/.done" ]]; then
   "$seed" gen -shards 3 -shard-size "$shard" "$data/llm"
   "$seed" gen -shards 0 -small-files "$nsmall" -small-size 256KiB "$data/smallset"
   touch "$data/.done"
+fi
+if [[ "${BENCH_SIGNED:-1}" != 0 && ! -f "$data/llm.sig" ]]; then
+  "$seed" sign -out "$data/llm.sig.tmp" -public-key-out "$data/llm.pem" "$data/llm"
+  mv "$data/llm.sig.tmp" "$data/llm.sig"
 fi
 
 work=$(mktemp -d "${BENCH_TMP:-/var/tmp}/si-bench.XXXXXX")
@@ -83,6 +88,7 @@ print(", ".join(f"{n} {k}" for k, n in sorted(c.items(), key=lambda kv: -kv[1]))
 dest="$work/dest"
 si_cmd() { measure "$1" storage-initializer "${cleanenv[@]}" "AWS_ENDPOINT_URL=$ep" "$bin" --log-format json --summary-json "$work/sum.json" "s3://bench/$1" "$dest"; }
 si_old_cmd() { measure "$1" storage-initializer@old "${cleanenv[@]}" "AWS_ENDPOINT_URL=$ep" "$BENCH_OLD" --log-format json --summary-json "$work/sum.json" "s3://bench/$1" "$dest"; }
+si_signed_cmd() { measure llm-signed storage-initializer "${cleanenv[@]}" "AWS_ENDPOINT_URL=$ep" "$bin" --log-format json --summary-json "$work/sum.json" --signature "$data/llm.sig" --signature-public-key "$data/llm.pem" "s3://bench/llm" "$dest"; }
 aws_cmd() { measure "$1" aws-cli "${cleanenv[@]}" "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors "s3://bench/$1" "$dest"; }
 rclone_cmd() { measure "$1" rclone "${cleanenv[@]}" "${rclone_env[@]}" rclone copy --transfers 16 --multi-thread-streams 8 "bench:bench/$1" "$dest"; }
 # One untimed read of each dataset first: MinIO writes with O_DIRECT, so
@@ -102,6 +108,8 @@ for i in $(seq 1 "$runs"); do
   for set in "${sets[@]}"; do
     for t in "${order[@]}"; do "$t" "$set"; done
   done
+  # The signed pull of (a) right after its unsigned pulls, in turn.
+  if [[ "${BENCH_SIGNED:-1}" != 0 && " ${sets[*]} " == *" llm "* ]]; then si_signed_cmd; fi
   order=("${order[@]:1}" "${order[0]}")
 done
 
@@ -168,6 +176,12 @@ for s in sets:
         ratio = "—" if tool == "storage-initializer" else f"{m/ours:.2f}x"
         v = "; ".join(sorted(verified[(s, tool)]))
         print(f"| {names[s]} | {tool} | {m:.2f} | {statistics.median(cpu[(s, tool)]):.2f} | {sizes[s]/2**20/m:.0f} | {ratio} | {rss[(s, tool)]/1024:.0f} | {v} |")
+if rows[("llm-signed", "storage-initializer")] and rows[("llm", "storage-initializer")]:
+    signed, plain = statistics.median(rows[("llm-signed", "storage-initializer")]), statistics.median(rows[("llm", "storage-initializer")])
+    scpu, pcpu = statistics.median(cpu[("llm-signed", "storage-initializer")]), statistics.median(cpu[("llm", "storage-initializer")])
+    v = "; ".join(sorted(verified[("llm-signed", "storage-initializer")]))
+    print(f"\n(a) signed (model-signing bundle, key mode; verified: {v}): {signed:.2f} s wall, {scpu:.2f} s CPU, against {plain:.2f} s, {pcpu:.2f} s CPU unsigned: "
+          f"the signature costs {signed - plain:+.2f} s wall ({signed/plain:.2f}x), {scpu - pcpu:+.2f} s CPU")
 if rows[("llm-etag", "storage-initializer@old")]:
     new, old = statistics.median(rows[("llm-etag", "storage-initializer")]), statistics.median(rows[("llm-etag", "storage-initializer@old")])
     print(f"\n(a') verified by multipart ETags in {new:.2f} s = {new/old:.2f}x the older build's size-only {old:.2f} s (target <= 1.10x: {'met' if new <= 1.10*old else 'NOT met'})")

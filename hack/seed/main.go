@@ -4,6 +4,7 @@
 //
 //	seed gen DIR [-shards 3] [-shard-size 1GiB] [-small-files 0] [-small-size 256KiB]
 //	seed put -endpoint URL -bucket B [-prefix P] [-checksum crc64nvme|crc32c|sha256|none] [-part-size 64MiB] DIR
+//	seed sign -out model.sig -public-key-out key.pem [-shard-size N] DIR
 package main
 
 import (
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: seed gen|put ...")
+		fmt.Fprintln(os.Stderr, "usage: seed gen|put|sign ...")
 		os.Exit(2)
 	}
 	var err error
@@ -22,6 +23,8 @@ func main() {
 		err = gen(os.Args[2:])
 	case "put":
 		err = put(os.Args[2:])
+	case "sign":
+		err = sign(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
