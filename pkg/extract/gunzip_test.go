@@ -184,7 +184,7 @@ func TestGunzipNeverEndsCleanOnBadInput(t *testing.T) {
 }
 
 func TestGunzipReaderErrorPassesThrough(t *testing.T) {
-	c := gz(t, corpora(1<<20)["weights"], 6, true)
+	c := gz(t, corpora(1 << 20)["weights"], 6, true)
 	boom := errors.New("digest mismatch")
 	r := io.MultiReader(bytes.NewReader(c[:len(c)/2]), iotest.ErrReader(boom))
 	if _, err := gunzipAll(r); !errors.Is(err, boom) {
