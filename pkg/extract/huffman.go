@@ -3,6 +3,7 @@ package extract
 import (
 	"errors"
 	"math/bits"
+	"slices"
 )
 
 // A decoding table entry (uint32), libdeflate's layout in spirit: one
@@ -90,14 +91,20 @@ func buildTable(tab []uint32, lengths []uint8, tb uint, entry symbolEntry) ([]ui
 		next[l] = code
 	}
 	size := 1 << tb
-	tab = tab[:0]
-	for range size {
-		tab = append(tab, entInvalid)
+	tab = slices.Grow(tab[:0], size)[:size]
+	if left > 0 {
+		// Incomplete: the slots no code fills must decode as invalid.
+		for i := range tab {
+			tab[i] = entInvalid
+		}
 	}
 	// Subtable sizes: for each primary slot, the longest code behind it.
+	// Built per block (a dynamic block brings its own code), so nothing
+	// here allocates.
 	var subBits [1 << litTableBits]uint8
+	var codes [288]uint16
 	mask := size - 1
-	codes := make([]uint16, len(lengths))
+	long := false
 	for sym, l := range lengths {
 		if l == 0 {
 			continue
@@ -109,9 +116,13 @@ func buildTable(tab []uint32, lengths []uint8, tb uint, entry symbolEntry) ([]ui
 		if uint(l) > tb {
 			p := rev & mask
 			subBits[p] = max(subBits[p], l-uint8(tb))
+			long = true
 		}
 	}
 	for p := range size {
+		if !long {
+			break
+		}
 		if subBits[p] == 0 {
 			continue
 		}
