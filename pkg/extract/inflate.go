@@ -217,9 +217,9 @@ func (f *inflater) slide() {
 	f.hist = max(f.hist-keep, 0)
 }
 
-// outSlack is the room a step of huffman needs: a literal and a longest
-// match after it.
-const outSlack = maxMatch + 2
+// outSlack is the room a step of huffman needs: two literals and a
+// longest match after them (and one byte to spare).
+const outSlack = maxMatch + 3
 
 // room reports whether a block step can make progress in out.
 func (f *inflater) room() bool { return f.op <= len(f.out)-outSlack }
@@ -413,9 +413,9 @@ func (f *inflater) copyStored() error {
 // Locals keep the hot state in registers; every exit writes it back.
 //
 // Bit budget: a refill leaves 56 or more bits while 16 bytes of input are
-// buffered; two literals take at most 30, a match (length code, its extra
-// bits, distance code, its extra bits) at most 15+5+15+13 = 48, so the
-// loop refills once per pair of literals and at most twice per match.
+// buffered; three literals take at most 45, a match (length code, its
+// extra bits, distance code, its extra bits) at most 15+5+15+13 = 48, so
+// the loop refills once per three literals and at most twice per match.
 // Shift counts are masked with 63: Go then emits a plain shift.
 func (f *inflater) huffman() error {
 	bitbuf, nbits := f.bits, f.nbits
@@ -458,7 +458,17 @@ func (f *inflater) huffman() error {
 			if e&entKindMask == entLiteral {
 				out[op] = byte(e >> 16)
 				op++
-				continue
+				e = lt[bitbuf&litMask]
+				if e&entKindMask == entLink {
+					e = lit[int(e>>16)+int(bitbuf>>litTableBits)&(1<<(e>>12&0xf)-1)]
+				}
+				bitbuf >>= e & 63
+				nbits -= uint(e & 63)
+				if e&entKindMask == entLiteral {
+					out[op] = byte(e >> 16)
+					op++
+					continue
+				}
 			}
 			if nbits < 33 {
 				if end-ip >= 8 {
