@@ -212,3 +212,32 @@ func FuzzGunzip(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkGunzip compares the decoder with klauspost/compress's on bf16
+// weights (`go test -bench Gunzip ./pkg/extract`); on a loaded machine
+// compare CPU time, not wall time.
+func BenchmarkGunzip(b *testing.B) {
+	data := corpora(16 << 20)["weights"]
+	c := gz(b, data, 1, true)
+	for _, dec := range []struct {
+		name string
+		open func(io.Reader) (io.Reader, error)
+	}{
+		{"own", func(r io.Reader) (io.Reader, error) { return newGunzip(r) }},
+		{"klauspost", func(r io.Reader) (io.Reader, error) { return kgzip.NewReader(r) }},
+	} {
+		b.Run(dec.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			buf := make([]byte, 1<<20)
+			for b.Loop() {
+				z, err := dec.open(bytes.NewReader(c))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{z}, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
