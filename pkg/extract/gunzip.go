@@ -11,10 +11,6 @@ import (
 // hands the tar reader a long run and the window slides rarely.
 const gunzipOut = 1 << 20
 
-// directMin is the stored run from which output is handed out straight
-// from the input buffer rather than copied through the output buffer.
-const directMin = 4 << 10
-
 var errGzipHeader = errors.New("gzip: invalid header")
 
 // gunzip reads a gzip stream (RFC 1952) of one or more members with the
@@ -22,13 +18,12 @@ var errGzipHeader = errors.New("gzip: invalid header")
 // returned only after the last member's trailer matched, so a decoding bug
 // or a corrupt layer can never pass for a clean end.
 type gunzip struct {
-	f      *inflater
-	rp     int    // out[rp:f.op] not yet read
-	direct []byte // a stored run not yet read, in the inflater's input buffer
-	crc    uint32
-	size   uint32
-	state  int
-	err    error
+	f     *inflater
+	rp    int // out[rp:f.op] not yet read
+	crc   uint32
+	size  uint32
+	state int
+	err   error
 }
 
 const (
@@ -55,11 +50,6 @@ func (z *gunzip) Close() error { return nil }
 
 func (z *gunzip) Read(p []byte) (int, error) {
 	for {
-		if len(z.direct) > 0 {
-			n := copy(p, z.direct)
-			z.direct = z.direct[n:]
-			return n, nil
-		}
 		if z.rp < z.f.op {
 			n := copy(p, z.f.out[z.rp:z.f.op])
 			z.rp += n
@@ -77,15 +67,6 @@ func (z *gunzip) Read(p []byte) (int, error) {
 func (z *gunzip) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
-		if len(z.direct) > 0 {
-			n, err := w.Write(z.direct)
-			z.direct = z.direct[n:]
-			total += int64(n)
-			if err != nil {
-				return total, err
-			}
-			continue
-		}
 		if z.rp < z.f.op {
 			n, err := w.Write(z.f.out[z.rp:z.f.op])
 			z.rp += n
@@ -127,16 +108,6 @@ func (z *gunzip) advance() error {
 			f.reset()
 			z.state = gzBody
 		case gzBody:
-			if f.block == blockStored && f.stored >= directMin {
-				b, err := f.storedRun()
-				if err != nil {
-					return fmt.Errorf("gzip: %w", err)
-				}
-				z.crc = crc32.Update(z.crc, crc32.IEEETable, b)
-				z.size += uint32(len(b))
-				z.rp, z.direct = f.op, b // the history kept is not output again
-				return nil
-			}
 			if !f.room() {
 				f.slide()
 				z.rp = f.op

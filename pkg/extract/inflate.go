@@ -408,29 +408,6 @@ func (f *inflater) copyStored() error {
 	return nil
 }
 
-// storedRun hands out the next run of a stored block straight from the
-// input buffer (valid until the next read of input), keeping only its last
-// windowSize bytes as history: incompressible data (gzip stores random
-// bytes as they are) is not copied through the output buffer.
-func (f *inflater) storedRun() ([]byte, error) {
-	if f.ip >= f.end && !f.fill() && f.ip >= f.end {
-		return nil, f.inputErr()
-	}
-	n := min(f.stored, f.end-f.ip)
-	b := f.in[f.ip : f.ip+n]
-	f.ip += n
-	f.stored -= n
-	if f.stored == 0 {
-		f.block = blockHeader
-	}
-	tail := b[max(0, n-windowSize):]
-	if len(f.out)-f.op < len(tail) {
-		f.slide()
-	}
-	f.op += copy(f.out[f.op:], tail)
-	return b, nil
-}
-
 // huffman decodes symbols of the current block until its end or until the
 // output has less room than a longest match (and a literal before it).
 // Locals keep the hot state in registers; every exit writes it back.
