@@ -6,6 +6,10 @@
 #       really inflate them) + config/tokenizer files, built with crane append
 #   (b) the same model as a CNCF ModelPack artifact with .raw layers (oras push),
 #       also pulled with `oras pull`
+#   (c) a modelcar of 3 random shards (gzip stores them: inflate is a copy,
+#       SHA-256, CRC-32 and writes are what is left), built with crane append
+#   (d) modelcar (a) recompressed with zstd (skopeo copy --dest-compress-format
+#       zstd, as `buildah push --compression-format zstd` makes it)
 # Prints medians, ratios against crane export | tar, the targets, peak RSS.
 # Env: BENCH_RUNS (3), BENCH_SHARD_SIZE (1GiB), BENCH_TMP (/var/tmp).
 # Run by `make bench` (hack/bench.sh) or alone. It reports; it asserts nothing.
@@ -42,11 +46,28 @@ source "$work/registry/registry.env"
 reg=$SI_REGISTRY
 modelcar=$reg/bench/modelcar:gzip
 modelpack=$reg/bench/modelpack:raw
+random=$reg/bench/modelcar:random
+zstd=$reg/bench/modelcar:zstd
 
 echo "bench: pushing the modelcar (crane append) and the ModelPack (oras push)" >&2
 tar -C "$data/llm" --transform 's,^\.,models,' --sort=name -cf "$work/models.tar" .
 "$crane" append --insecure -f "$work/models.tar" -t "$modelcar" >/dev/null 2>&1
 rm -f "$work/models.tar"
+rdata="$root/.cache/bench-data/oci-random-$shard"
+if [[ ! -f "$rdata/.done" ]]; then
+  rm -rf "$rdata"
+  "$seed" gen -shards 0 -small-files 3 -small-size "$shard" "$rdata/llm"
+  touch "$rdata/.done"
+fi
+tar -C "$rdata/llm" --transform 's,^\.,models,' --sort=name -cf "$work/models.tar" .
+"$crane" append --insecure -f "$work/models.tar" -t "$random" >/dev/null 2>&1
+rm -f "$work/models.tar"
+# Through an oci: layout: copying registry to registry, skopeo reuses the
+# gzip blob the registry already has instead of recompressing it.
+skopeo copy --quiet --src-tls-verify=false --dest-compress --dest-compress-format zstd \
+  "docker://$modelcar" "oci:$work/zstd:m"
+skopeo copy --quiet --dest-tls-verify=false "oci:$work/zstd:m" "docker://$zstd"
+rm -rf "$work/zstd"
 (
   cd "$data/llm"
   files=() ann="{"
@@ -98,6 +119,19 @@ measure modelcar skopeo+tar sh "$work/skopeo.sh"
 measure modelpack storage-initializer "${cleanenv[@]}" "$bin" --log-format json "oci://$modelpack" "$dest/models"
 # oras pull: the ModelPack's own client (each layer's sha256 checked as it streams; one request per layer).
 measure modelpack oras-pull sh -c "cd '$dest' && '$oras' pull --plain-http '$modelpack' >/dev/null"
+# (c) and (d), the tools taking turns (runs=1 per call, one round per run).
+all_runs=$runs runs=1
+for i in $(seq 1 "$all_runs"); do
+  for set in random zstd; do
+    ref=${!set}
+    [[ $set == random ]] && check=$rdata || check=$data
+    data_was=$data data=$check
+    measure "modelcar-$set" storage-initializer "${cleanenv[@]}" "$bin" --log-format json "oci://$ref" "$dest/models"
+    measure "modelcar-$set" crane-export sh -c "cd '$dest' && '$crane' export --insecure '$ref' - | tar -x models"
+    data=$data_was
+  done
+done
+runs=$all_runs
 
 size=$(du -sb "$data/llm" | cut -f1)
 python3 - "$results" "$size" "$runs" <<'PY'
@@ -126,4 +160,13 @@ print(f"\nTargets: modelcar >= 1.5x crane export | tar: {base/med[('modelcar','s
       f"ModelPack raw >= 3x: {base/med[('modelpack','storage-initializer')]:.2f}x; "
       f"ModelPack raw vs oras pull >= 1.5x: {med[('modelpack','oras-pull')]/med[('modelpack','storage-initializer')]:.2f}x; "
       f"peak RSS <= 64 MiB: {max(rss[('modelcar','storage-initializer')], rss[('modelpack','storage-initializer')])/1024:.0f} MiB")
+print("\n| source | tool | median s | MiB/s | vs crane export \\| tar of the same image | CPU s | peak RSS MiB |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for s, label in [("modelcar-random", "modelcar of random shards (gzip)"), ("modelcar-zstd", "modelcar (a), zstd layer")]:
+    b = med[(s, "crane-export")]
+    for tool in ["storage-initializer", "crane-export"]:
+        m = med[(s, tool)]
+        print(f"| {label} | {tool} | {m:.2f} | {size/2**20/m:.0f} | {b/m:.2f}x | {cpu[(s, tool)]:.1f} | {rss[(s, tool)]/1024:.0f} |")
+print(f"\nTargets (issue 17): weights modelcar >= 2.2x crane: {base/med[('modelcar','storage-initializer')]:.2f}x; "
+      f"random modelcar >= 2x: {med[('modelcar-random','crane-export')]/med[('modelcar-random','storage-initializer')]:.2f}x")
 PY

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -54,7 +53,7 @@ func decompress(r io.Reader) (io.ReadCloser, string, error) {
 	}
 	switch {
 	case bytes.HasPrefix(head, magicGzip):
-		zr, err := gzip.NewReader(br)
+		zr, err := newGunzip(br)
 		if err != nil {
 			return nil, "", fmt.Errorf("open gzip stream: %w", err)
 		}
