@@ -113,7 +113,7 @@ func (z *gunzip) advance() error {
 				z.rp = f.op
 			}
 			start := f.op
-			if err := f.step(); err != nil {
+			if err := f.safeStep(); err != nil {
 				z.rp = f.op // never hand out what a failed step decoded
 				return fmt.Errorf("gzip: %w", err)
 			}
@@ -232,4 +232,17 @@ func (z *gunzip) header() error {
 		}
 	}
 	return nil
+}
+
+// safeStep runs one decoding step. The decoder reads hostile input (a
+// layer is unpacked as it streams, before its digest is known to match): a
+// fault no fuzzer found (an index out of range) becomes a corrupt-stream
+// error naming it, not a crash of the whole pull with a stack trace.
+func (f *inflater) safeStep() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = f.corrupt(fmt.Sprintf("decoder fault (%v)", p))
+		}
+	}()
+	return f.step()
 }
