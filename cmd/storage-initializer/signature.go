@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"go.uber.org/zap"
@@ -201,7 +200,19 @@ func (sr *sigRun) finish(ctx context.Context, dest string, rep *engine.Report) e
 
 // verifyCommitted verifies the image's bundle as committed in DEST.
 func (sr *sigRun) verifyCommitted(ctx context.Context, dest string) error {
-	fh, err := os.Open(filepath.Join(dest, defaultBundleName))
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return sigErr("", err)
+	}
+	defer root.Close()
+	return sr.verifyTreeBundle(ctx, root)
+}
+
+// verifyTreeBundle verifies the model.sig at the model root of an image's
+// tree (unpacked, or committed in DEST), read through root so a link in
+// the tree cannot point the read elsewhere.
+func (sr *sigRun) verifyTreeBundle(ctx context.Context, root *os.Root) error {
+	fh, err := root.Open(defaultBundleName)
 	if err != nil {
 		return fmt.Errorf("signature: the image has no %s at its model root and no --signature was given", defaultBundleName)
 	}

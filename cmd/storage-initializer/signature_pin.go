@@ -148,17 +148,7 @@ func (sr *sigRun) pinUnit(ctx context.Context, plan *engine.Plan, plain map[stri
 // checkTree is the unit's signature check, on its merged tree.
 func (sr *sigRun) checkTree(ctx context.Context, root *os.Root, plain map[string]int64) error {
 	if sr.inTree {
-		fh, err := root.Open(defaultBundleName)
-		if err != nil {
-			return fmt.Errorf("signature: the image has no %s at its model root and no --signature was given", defaultBundleName)
-		}
-		data, err := readBounded(fh, defaultBundleName)
-		fh.Close()
-		if err != nil {
-			return sigErr("", err)
-		}
-		sr.res.Present = true
-		if err := sr.verify(ctx, data); err != nil {
+		if err := sr.verifyTreeBundle(ctx, root); err != nil {
 			return err
 		}
 	}
