@@ -211,6 +211,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if cfg.signature, err = signatureConfig(sig); err != nil {
 		return cfg, &usageError{err.Error()}
 	}
+	// A signature is checked on the bytes a pull reads: a local or pvc://
+	// model is copied then (a link or an in-place check would leave files
+	// the signature never covered, or that change after it), unless
+	// --pvc-mode was given, which a policy then refuses with the reason.
+	if cfg.signature.policy != nil && !fs.Changed("pvc-mode") {
+		cfg.pvcMode = "copy"
+	}
 	if cfg.signature.uri != "" && len(cfg.pairs) > 2 {
 		return cfg, &usageError{fmt.Sprintf("--signature names one bundle but %d SRC DEST pairs were given: run one pair per bundle, or put each model's model.sig at its root", len(cfg.pairs)/2)}
 	}

@@ -32,6 +32,17 @@ func TestSignatureConfig(t *testing.T) {
 	assert.Equal(t, modelsig.MethodKey, cfg.signature.policy.Method)
 	assert.Equal(t, sigEnforce, cfg.signature.mode, "enforce is the default with a policy")
 	assert.Equal(t, engine.VerifyAuto, cfg.verify, "--verify=size does not turn the signed digests off")
+	assert.Equal(t, "copy", cfg.pvcMode, "a signed local or pvc:// model is copied, so what is verified is what DEST holds")
+
+	cfg, err = parse(nil, "--signature-public-key", pem, "--pvc-mode", "symlink")
+	require.NoError(t, err)
+	assert.Equal(t, "symlink", cfg.pvcMode, "an explicit --pvc-mode is kept (and refused with its reason when the pair runs)")
+	cfg, err = parse(map[string]string{"STORAGE_INITIALIZER_PVC_MODE": "verify"}, "--signature-public-key", pem)
+	require.NoError(t, err)
+	assert.Equal(t, "verify", cfg.pvcMode, "so is one from the environment")
+	cfg, err = parse(nil)
+	require.NoError(t, err)
+	assert.Equal(t, "symlink", cfg.pvcMode, "without a policy the default stays symlink")
 
 	cfg, err = parse(map[string]string{"STORAGE_INITIALIZER_SIGNATURE_IDENTITY": "a@b",
 		"STORAGE_INITIALIZER_SIGNATURE_IDENTITY_PROVIDER": "https://issuer", "STORAGE_INITIALIZER_SIGNATURE_MODE": "warn",
