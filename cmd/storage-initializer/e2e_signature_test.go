@@ -462,8 +462,14 @@ func TestE2ESignatureNoPolicyFilterAndFlags(t *testing.T) {
 		assert.Equal(t, []string{"tok.bin"}, s.Signature.FilteredOut)
 		assert.Equal(t, 2, s.Signature.FilesChecked)
 	})
-	t.Run("symlink mode is refused", func(t *testing.T) {
-		_, stderr, code := runSI(t, nil, "--signature-public-key", writeTemp(t, "pub.pem", pub), src, t.TempDir())
+	t.Run("a local model is copied, an explicit symlink mode is refused", func(t *testing.T) {
+		dest := t.TempDir()
+		_, stderr, code := runSI(t, nil, "--signature-public-key", writeTemp(t, "pub.pem", pub), src, dest)
+		require.Equal(t, 0, code, stderr)
+		fi, err := os.Lstat(filepath.Join(dest, "weights.bin"))
+		require.NoError(t, err)
+		assert.True(t, fi.Mode().IsRegular(), "a signed local model is copied, not linked: DEST holds what was verified")
+		_, stderr, code = runSI(t, nil, "--pvc-mode", "symlink", "--signature-public-key", writeTemp(t, "pub.pem", pub), src, t.TempDir())
 		assert.Equal(t, 2, code, stderr)
 		assert.Contains(t, stderr, "use --pvc-mode=copy")
 	})
