@@ -449,6 +449,17 @@ func TestE2ESignatureNoPolicyFilterAndFlags(t *testing.T) {
 		assert.False(t, s.Signature.Verified)
 		assert.Equal(t, "signature present, not verified (no policy given)", s.Signature.Reason)
 	})
+	for _, mode := range []string{"symlink", "verify"} {
+		t.Run("no policy, a claim's model.sig in "+mode+" mode", func(t *testing.T) {
+			dest, sum := filepath.Join(t.TempDir(), "m"), filepath.Join(t.TempDir(), "s.json")
+			_, stderr, code := runSI(t, nil, "--pvc-mode", mode, "--summary-json", sum, src, dest)
+			require.Equal(t, 0, code, stderr)
+			assert.Contains(t, stderr, "signature present, not verified (no policy given)")
+			s := readSigSummary(t, sum)
+			assert.True(t, s.Signature.Present, "a bundle beside a linked or in-place model is reported too")
+			assert.False(t, s.Signature.Verified)
+		})
+	}
 	t.Run("a signed file left out by --exclude", func(t *testing.T) {
 		dest, sum := filepath.Join(t.TempDir(), "m"), filepath.Join(t.TempDir(), "s.json")
 		_, stderr, code := runSI(t, nil, append(flags, "--summary-json", sum, "--exclude", "tok.bin",

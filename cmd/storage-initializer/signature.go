@@ -82,6 +82,9 @@ func prepareSignature(ctx context.Context, cfg *config, log *zap.Logger, s engin
 	case sc.policy != nil && len(plan.Files) == 0 && len(plan.Units) == 1:
 		// An image: its model.sig exists only once the layers are unpacked.
 		sr.res.Bundle, sr.bundleRel, sr.inTree = defaultBundleName+" in "+redactURI(src), defaultBundleName, true
+	case sc.policy == nil && linkedBundle(plan):
+		// A claim linked or verified in place: reported like any bundle found.
+		sr.res.Bundle = defaultBundleName + " in " + redactURI(src)
 	case sc.policy == nil:
 		return nil, nil
 	default:

@@ -30,6 +30,29 @@ func bundleFile(plan *engine.Plan) *engine.File {
 	return nil
 }
 
+// linkedBundle says the model.sig is among the files a link exposes in DEST
+// or the files verified in place (a claim's model): with no policy it is
+// reported, never read.
+func linkedBundle(plan *engine.Plan) bool {
+	isBundle := func(p string) bool {
+		rel, err := engine.CleanRel(p)
+		return err == nil && rel == defaultBundleName
+	}
+	for _, l := range plan.Links {
+		for _, r := range l.Results {
+			if isBundle(r.Path) {
+				return true
+			}
+		}
+	}
+	for _, c := range plan.Checked {
+		if isBundle(c.Path) {
+			return true
+		}
+	}
+	return false
+}
+
 // readBundleURI reads the bundle --signature names.
 func readBundleURI(ctx context.Context, s engine.PlanSettings, reg registry, uri, pvcRoot string) ([]byte, error) {
 	if local, ok := bundlePath(uri, pvcRoot); ok {
